@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""The alias model routes every key of the corpus exactly as stock exim -bt does.
+
+Needs Docker and the image built from tests/differential/Dockerfile (built on
+demand from smartmx-lab/debian:bookworm); without them the tests fail.
+Every run rewrites the mismatch report (MISMATCH_REPORT, or $SMARTMX_MISMATCHES).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import exim_truth
+import pytest
+
+CORPUS = Path(__file__).resolve().parent.parent / "corpus"
+MISMATCH_REPORT = Path(os.environ.get("SMARTMX_MISMATCHES", "/var/tmp/smartmx/mismatches.txt"))
+MIN_FILES = 8
+MIN_LOCAL_PARTS = 300
+ALIAS_FILES = sorted(p.name for p in (CORPUS / "aliases").iterdir() if p.is_file())
+
+
+def _fmt(leaves) -> str:
+    if not isinstance(leaves, list):
+        return repr(leaves)
+    return ", ".join(f"{leaf.get('type')}:{leaf.get('value')!r}" for leaf in leaves) or "(none)"
+
+
+def _key_lines(text: str, local_part: str) -> str:
+    """The first line of the file whose key is local_part (what exim reads), for the report."""
+    for number, line in enumerate(text.split("\n"), 1):
+        if exim_truth.lsearch_keys(line) == [local_part]:
+            return f"line {number}: {line.rstrip()}"
+    return "(no line)"
+
+
+def _model_leaves(corpus: dict) -> dict[str, dict]:
+    """Run parse_aliases + secondary_routes for every file; {file: routes or exception}."""
+    from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
+        parse_aliases,
+        secondary_routes,
+    )
+
+    out = {}
+    for name, text in corpus["aliases"].items():
+        try:
+            parsed = parse_aliases(text, source=name)
+            table = secondary_routes(
+                parsed,
+                list(exim_truth.LOCAL_DOMAINS),
+                includes=corpus["includes"],
+                users=corpus["users"],
+                pfr_strategy="patch",
+                source=name,
+            )
+            out[name] = table["routes"]
+        except Exception as exc:  # reported per local part, the run goes on
+            out[name] = exc
+    return out
+
+
+def _lookup(routes: dict, local_part: str):
+    if local_part in routes:
+        route = routes[local_part]
+    else:
+        folded = {k.lower(): v for k, v in routes.items()}
+        if local_part not in folded:
+            return "no route for this local part"
+        route = folded[local_part]
+    try:
+        return route["leaves"]
+    except (KeyError, TypeError):
+        return f"route without leaves: {route!r}"
+
+
+def _write_report(mismatches: list[dict], total: int, seconds: float) -> None:
+    lines = [
+        "# Differential test: stock exim -bt (tests/differential/exim_truth.py) vs the alias model",
+        f"# run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {seconds:.1f} s",
+        f"# {total - len(mismatches)} of {total} local parts agree, {len(mismatches)} mismatches",
+        "# leaves are type:value; 'only exim' / 'only model' list the differences",
+        "",
+    ]
+    for m in mismatches:
+        lines += [
+            f"== {m['file']}: {m['local_part']}",
+            f"   {m['source']}",
+            f"   exim : {_fmt(m['exim'])}",
+            f"   model: {_fmt(m['model'])}",
+        ]
+        if isinstance(m["model"], list):
+            exim_set = {(leaf["type"], leaf["value"]) for leaf in m["exim"]}
+            model_set = {
+                (leaf.get("type"), leaf.get("value")) for leaf in m["model"] if isinstance(leaf, dict)
+            }
+            lines.append(f"   only exim : {sorted(exim_set - model_set)}")
+            lines.append(f"   only model: {sorted(model_set - exim_set, key=repr)}")
+        lines.append("")
+    try:
+        MISMATCH_REPORT.parent.mkdir(parents=True, exist_ok=True)
+        MISMATCH_REPORT.write_text("\n".join(lines), encoding="utf-8")
+    except OSError:
+        pass
+
+
+@pytest.fixture(scope="session")
+def corpus() -> dict:
+    return exim_truth.load_corpus(CORPUS)
+
+
+@pytest.fixture(scope="session")
+def comparison(corpus) -> dict:
+    """Route the whole corpus through exim and the model once; report mismatches per file."""
+    start = time.monotonic()
+    try:
+        truth = exim_truth.exim_leaves(CORPUS)
+    except exim_truth.HarnessError as exc:
+        pytest.fail(f"stock exim is not available for the differential test: {exc}")
+    try:
+        model = _model_leaves(corpus)
+    except ImportError as exc:
+        _write_report([], 0, time.monotonic() - start)
+        pytest.fail(f"the alias model cannot be imported: {exc}")
+    per_file: dict[str, list[dict]] = {}
+    mismatches = []
+    total = 0
+    for name in sorted(truth):
+        per_file[name] = []
+        for local_part, exim_leaves in truth[name].items():
+            total += 1
+            routes = model[name]
+            if isinstance(routes, Exception):
+                got = f"model raised {type(routes).__name__}: {routes}"
+            else:
+                got = _lookup(routes, local_part)
+            if got != exim_leaves:
+                record = {
+                    "file": name,
+                    "local_part": local_part,
+                    "source": _key_lines(corpus["aliases"][name], local_part),
+                    "exim": exim_leaves,
+                    "model": got,
+                }
+                per_file[name].append(record)
+                mismatches.append(record)
+    _write_report(mismatches, total, time.monotonic() - start)
+    return {"truth": truth, "per_file": per_file, "total": total}
+
+
+def test_corpus_is_big_enough(comparison):
+    truth = comparison["truth"]
+    assert len(truth) >= MIN_FILES, f"only {len(truth)} alias files in {CORPUS}"
+    assert comparison["total"] >= MIN_LOCAL_PARTS, f"only {comparison['total']} local parts in {CORPUS}"
+    assert all(truth.values()), "an alias file without keys"
+
+
+@pytest.mark.parametrize("alias_file", ALIAS_FILES)
+def test_leaves_equal_exim(comparison, alias_file):
+    assert alias_file in comparison["truth"]
+    bad = comparison["per_file"][alias_file]
+    if bad:
+        report = [f"{len(bad)} of {len(comparison['truth'][alias_file])} local parts differ from exim:"]
+        for m in bad[:25]:
+            report += [
+                f"  {m['local_part']}  ({m['source']})",
+                f"    exim : {_fmt(m['exim'])}",
+                f"    model: {_fmt(m['model'])}",
+            ]
+        if len(bad) > 25:
+            report.append(f"  ... and {len(bad) - 25} more in {MISMATCH_REPORT}")
+        pytest.fail("\n".join(report), pytrace=False)
