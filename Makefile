@@ -1,0 +1,95 @@
+# smartmx.exim: one entry point for the lab and the tests.
+#   make lab     start the three-host demo lab and run site.yml on it
+#   make test    every test: lint, sanity, pytest, molecule
+# The tools come from .venv (see requirements-dev.txt) when it exists.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+VENV ?= $(CURDIR)/.venv
+export PATH := $(VENV)/bin:$(PATH)
+export ANSIBLE_CONFIG := $(CURDIR)/ansible.cfg
+
+COLLECTION_LINK := .cache/collections/ansible_collections/smartmx/exim
+LAB_INVENTORY := lab/inventory.yml
+LAB_NAME := smartmx-lab
+SUITES ?= bookworm trixie
+# What `make test` runs, in this order.
+TEST_STEPS := lint sanity unit molecule
+
+.PHONY: help collection image lab lab-down lint sanity unit molecule test clean
+
+help:
+	@echo "make lab       build images if needed, start the lab, run site.yml on it"
+	@echo "make lab-down  stop and remove the lab containers and network"
+	@echo "make test      $(TEST_STEPS)"
+	@echo "make lint | sanity | unit | molecule | image | collection | clean"
+
+# The collection resolves live from the checkout: ansible.cfg points
+# collections_path at .cache/collections.
+collection:
+	@mkdir -p $(dir $(COLLECTION_LINK))
+	@if [ ! -L $(COLLECTION_LINK) ] || [ "$$(readlink $(COLLECTION_LINK))" != ../../../.. ]; then \
+	    rm -rf $(COLLECTION_LINK) && ln -s ../../../.. $(COLLECTION_LINK); fi
+
+image: collection
+	lab/images/build.sh $(SUITES)
+
+lab: collection
+	lab/images/build.sh bookworm
+	ansible-playbook -i $(LAB_INVENTORY) lab/up.yml lab/prepare.yml site.yml lab/verify.yml
+	@lab/status.sh $(LAB_NAME)
+
+lab-down: collection
+	@ids=$$(docker ps -aq --filter label=smartmx.lab=$(LAB_NAME)); \
+	    [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	@ids=$$(docker network ls -q --filter label=smartmx.lab=$(LAB_NAME)); \
+	    [ -z "$$ids" ] || docker network rm $$ids >/dev/null
+	@echo "lab $(LAB_NAME) removed"
+
+lint: collection
+	yamllint --strict .
+	ansible-lint
+	ruff check .
+	ruff format --check .
+
+sanity: collection
+	.ci/sanity
+
+# Unit tests and the differential tests (these start lab containers).
+unit: collection image
+	pytest tests/
+
+molecule: collection image
+	molecule test --all
+
+# Runs every step even after a failure, prints how long each took, and
+# fails if any step failed.
+test: collection image
+	@failed=""; \
+	for step in $(TEST_STEPS); do \
+	    start=$$(date +%s); \
+	    echo "=== make $$step"; \
+	    if $(MAKE) --no-print-directory $$step; then result=ok; else result=FAILED; failed="$$failed $$step"; fi; \
+	    echo "=== make $$step: $$result in $$(( $$(date +%s) - start ))s"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "=== make test FAILED:$$failed"; exit 1; fi; \
+	echo "=== make test: all steps passed"
+
+# Everything the lab, the scenarios and the tests made: containers and
+# networks (by label, by name prefix, by lab image), the lab images, the
+# sanity copy. Other Docker objects are left alone.
+clean:
+	-@if command -v molecule >/dev/null; then molecule destroy --all >/dev/null 2>&1 || true; fi
+	@ids=$$( { docker ps -aq --filter label=smartmx.lab; docker ps -aq --filter name=^/smartmx-; \
+	    for img in $$(docker image ls -q 'smartmx-lab/*' | sort -u); do docker ps -aq --filter ancestor=$$img; done; } | sort -u); \
+	    [ -z "$$ids" ] || docker rm -f $$ids >/dev/null; \
+	    echo "removed $$(echo $$ids | wc -w) container(s)"
+	@ids=$$(docker network ls -q --filter label=smartmx.lab); \
+	    [ -z "$$ids" ] || docker network rm $$ids >/dev/null; \
+	    echo "removed $$(echo $$ids | wc -w) network(s)"
+	@refs=$$(docker image ls --format '{{.Repository}}:{{.Tag}}' 'smartmx-lab/*' | grep -v '<none>' || true); \
+	    [ -z "$$refs" ] || docker rmi $$refs >/dev/null; \
+	    echo "removed image(s): $$(echo $$refs)"
+	rm -rf .cache/sanity
