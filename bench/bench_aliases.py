@@ -1,0 +1,280 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Benchmark: parse + route 100,000 synthetic aliases, compared with stock exim -bt.
+
+Generates a site (alias file, :include: lists, local users) with a realistic mix,
+times ``parse_aliases`` + ``secondary_routes`` in this process (median of
+``--runs``), then, in the same run, installs the same data in the stock exim
+container of tests/differential/exim_truth.py and times ``exim -bt`` on a sample
+of addresses: one exim process per address, timed inside the container (the
+per-address figure), and all sample addresses in one process (amortised).
+Prints the figures and writes a JSON result under bench/results/.
+
+    python bench/bench_aliases.py [--aliases 100000] [--runs 5] [--sample 200] [--seed 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "tests" / "differential"))
+sys.path.insert(0, str(REPO / ".cache" / "collections"))
+
+import exim_truth  # noqa: E402
+
+DOMAINS = list(exim_truth.LOCAL_DOMAINS)
+OFFSITE = [
+    "example.org", "example.com", "example.net", "mail.example.org", "users.example.net",
+    "cs.uni.example.edu", "home.example.net", "pobox.example.com", "Example.ORG",
+]  # fmt: skip
+SYLLABLES = ("ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "we", "xa", "yo", "ze",
+             "ban", "cor", "dal", "fen", "gim", "hul", "jor")  # fmt: skip
+
+
+def _name(rng: random.Random, used: set[str]) -> str:
+    while True:
+        name = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
+        name += rng.choice(["", "", ".", "-", "_"]) + "".join(rng.choice(SYLLABLES) for _ in range(1))
+        if name not in used:
+            used.add(name)
+            return name
+
+
+def generate(n_aliases: int, seed: int) -> dict:
+    """Build a synthetic site: {"aliases": text, "includes": {path: text}, "users": {...}}.
+
+    Mix (by share of keys): plain off-site forwards 70 %, two off-site forwards 5 %,
+    local users and keep-a-copy 8 %, mailman list addresses (pipes) 6 %, lists
+    split trolls-style (members + an archive alias) 3 %, mixed lists with a file 1 %,
+    :include: lists 2 %, nested aliases (chains of 2-5) 4 %, :fail: / :blackhole: 1 %.
+    """
+    rng = random.Random(seed)
+    used: set[str] = set()
+    users = {}
+    for _ in range(max(50, n_aliases // 100)):
+        flags = rng.random()
+        users[_name(rng, used)] = {"procmail": flags < 0.1, "forward": 0.1 <= flags < 0.15}
+    user_list = sorted(users)
+    lines = [f"# synthetic alias file, {n_aliases} keys, seed {seed}"]
+    includes: dict[str, str] = {}
+    keys: list[str] = []
+
+    def offsite(local: str) -> str:
+        return f"{local}@{rng.choice(OFFSITE)}"
+
+    def add(key: str, value: str) -> None:
+        lines.append(f"{key}: {value}")
+        keys.append(key)
+
+    while len(keys) < n_aliases:
+        roll = rng.random()
+        key = _name(rng, used)
+        if roll < 0.70:
+            add(key, offsite(key))
+        elif roll < 0.75:
+            add(key, f"{offsite(key)}, {offsite(key + '.alt')}")
+        elif roll < 0.83:
+            user = rng.choice(user_list)
+            add(key, rng.choice([user, f"\\{user}", f"{user}, {offsite(key)}"]))
+        elif roll < 0.89:
+            for suffix in ("", "-request", "-owner", "-bounces"):
+                action = {"": "post", "-request": "request", "-owner": "owner", "-bounces": "bounces"}[suffix]
+                add(key + suffix, f'"|/var/lib/mailman/mail/mailman {action} {key}"')
+        elif roll < 0.92:
+            members = [offsite(_name(rng, used)) for _ in range(rng.randint(3, 12))]
+            members += rng.sample(user_list, 2)
+            add(key, ", ".join([*members, f"{key}-archive"]))
+            add(f"{key}-archive", f"/com/archive/{key}")
+        elif roll < 0.93:
+            members = [offsite(_name(rng, used)) for _ in range(rng.randint(3, 8))]
+            add(key, ", ".join([*members, f"/com/archive/{key}"]))
+        elif roll < 0.95:
+            path = f"{exim_truth.INCLUDE_DIR}/lists/{key}"
+            members = [offsite(_name(rng, used)) for _ in range(rng.randint(2, 20))]
+            members += rng.sample(user_list, rng.randint(0, 2))
+            if rng.random() < 0.2:
+                members.append(f"/com/archive/{key}")
+            includes[path] = "\n".join(members) + "\n"
+            add(key, f":include:{path}")
+        elif roll < 0.99:
+            depth = rng.randint(2, 5)
+            chain = [key] + [_name(rng, used) for _ in range(depth - 1)]
+            for here, there in itertools.pairwise(chain):
+                add(here, f"{there}, {offsite(here)}" if rng.random() < 0.3 else there)
+            add(chain[-1], offsite(chain[-1]))
+        else:
+            add(key, rng.choice([":fail: 550 5.1.1 gone", ":blackhole:", ":defer: moving"]))
+    return {"aliases": "\n".join(lines) + "\n", "includes": includes, "users": users, "keys": keys}
+
+
+def time_model(site: dict, runs: int) -> dict:
+    from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
+        parse_aliases,
+        secondary_routes,
+    )
+
+    totals, parses, routes = [], [], []
+    n_routes = 0
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        parsed = parse_aliases(site["aliases"], source="bench")
+        t1 = time.perf_counter()
+        table = secondary_routes(
+            parsed, DOMAINS, includes=site["includes"], users=site["users"], pfr_strategy="patch",
+            source="bench",
+        )  # fmt: skip
+        t2 = time.perf_counter()
+        parses.append(t1 - t0)
+        routes.append(t2 - t1)
+        totals.append(t2 - t0)
+        n_routes = len(table["routes"])
+
+    def summary(values):
+        return {"median": statistics.median(values), "min": min(values), "max": max(values)}
+
+    return {"runs": runs, "routes": n_routes, "total_s": summary(totals), "parse_s": summary(parses),
+            "route_s": summary(routes), "errors": len(parsed.get("errors", []))}  # fmt: skip
+
+
+def time_exim(site: dict, sample: list[str]) -> dict:
+    with tempfile.TemporaryDirectory(prefix="smartmx-bench-") as tmp:
+        root = Path(tmp)
+        (root / "aliases").mkdir()
+        (root / "aliases" / "bench").write_text(site["aliases"], encoding="utf-8")
+        for path, text in site["includes"].items():
+            dest = root / "include" / Path(path).relative_to(exim_truth.INCLUDE_DIR)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(text, encoding="utf-8")
+        (root / "users").write_text("".join(f"{u}\n" for u in site["users"]), encoding="utf-8")
+        with exim_truth._locked():
+            exim_truth.ensure_container()
+            exim_truth.install_corpus(root, site["users"])
+            cfg = f"{exim_truth.REMOTE_CFG}/bench.conf"
+            addresses = [f"{exim_truth.quote_local_part(lp)}@{DOMAINS[0]}" for lp in sample]
+            # one exim process per address, timed inside the container
+            script = (
+                'for a in "$@"; do s=$(date +%s%N); exim -C ' + cfg + ' -bt "$a" >/dev/null 2>&1; '
+                "e=$(date +%s%N); echo $((e - s)); done"
+            )
+            res = exim_truth._run(["docker", "exec", exim_truth.CONTAINER, "sh", "-c", script, "sh",
+                                   *addresses], timeout=3600)  # fmt: skip
+            per_address = [int(x) / 1e9 for x in res.stdout.split()]
+            # all sample addresses in one process
+            script = (
+                "s=$(date +%s%N); exim -C " + cfg + ' -bt "$@" >/dev/null 2>&1; e=$(date +%s%N); '
+                "echo $((e - s))"
+            )
+            res = exim_truth._run(["docker", "exec", exim_truth.CONTAINER, "sh", "-c", script, "sh",
+                                   *addresses], timeout=3600)  # fmt: skip
+            batch = int(res.stdout.strip()) / 1e9
+            # check that exim really routed them (a broken config would be fast too)
+            checked = exim_truth.bt(cfg, sample[:20])
+    if len(per_address) != len(sample):
+        raise exim_truth.HarnessError(f"timed {len(per_address)} of {len(sample)} addresses")
+    bad = [lp for lp, leaves in checked.items() if not leaves]
+    if bad:
+        raise exim_truth.HarnessError(f"exim gave no leaves for {bad}")
+    return {
+        "sample": len(sample),
+        "per_address_s": {
+            "median": statistics.median(per_address),
+            "min": min(per_address),
+            "max": max(per_address),
+        },
+        "batch_s": batch,
+        "batch_per_address_s": batch / len(sample),
+    }
+
+
+def machine() -> dict:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    exim = subprocess.run(["docker", "exec", exim_truth.CONTAINER, "exim", "-bV"], capture_output=True,
+                          text=True, check=False).stdout.splitlines()[:1]  # fmt: skip
+    return {"host": platform.node(), "cpu": cpu, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "exim": exim[0] if exim else "unknown"}  # fmt: skip
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--aliases", type=int, default=100_000)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--sample", type=int, default=200)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    args = ap.parse_args()
+
+    load_start = os.getloadavg()
+    t0 = time.perf_counter()
+    site = generate(args.aliases, args.seed)
+    gen_s = time.perf_counter() - t0
+    print(f"generated {len(site['keys'])} aliases, {len(site['includes'])} include files, "
+          f"{len(site['users'])} users, {len(site['aliases']) / 1e6:.1f} MB in {gen_s:.1f} s")  # fmt: skip
+
+    model = time_model(site, args.runs)
+    per_alias = model["total_s"]["median"] / len(site["keys"])
+    print(f"parse + route, {model['runs']} runs: median {model['total_s']['median']:.3f} s "
+          f"(min {model['total_s']['min']:.3f}, max {model['total_s']['max']:.3f}); "
+          f"parse {model['parse_s']['median']:.3f} s, route {model['route_s']['median']:.3f} s; "
+          f"{per_alias * 1e6:.1f} us per alias")  # fmt: skip
+
+    rng = random.Random(args.seed + 1)
+    sample = rng.sample(site["keys"], min(args.sample, len(site["keys"])))
+    exim = time_exim(site, sample)
+    ms = {k: v * 1e3 for k, v in exim["per_address_s"].items()}
+    print(f"stock exim -bt, {exim['sample']} addresses: median {ms['median']:.2f} ms "
+          f"per address in its own process (min {ms['min']:.2f}, max "
+          f"{ms['max']:.2f}); {exim['batch_per_address_s'] * 1e3:.2f} ms per "
+          f"address when all {exim['sample']} share one process")  # fmt: skip
+
+    ratio = exim["per_address_s"]["median"] / per_alias
+    ratio_batch = exim["batch_per_address_s"] / per_alias
+    print(f"speed ratio per address: {ratio:.0f}x (against one exim process per address), "
+          f"{ratio_batch:.0f}x (against one process for the sample)")  # fmt: skip
+    target = model["total_s"]["median"] <= 2.0 if len(site["keys"]) >= 100_000 else None
+    verdict = {True: "met", False: "NOT met", None: "not judged (fewer than 100k aliases)"}[target]
+    print(f"target <= 2 s median for 100k: {verdict}")
+
+    result = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "loadavg_start": load_start,
+        "loadavg_end": os.getloadavg(),
+        "aliases": len(site["keys"]),
+        "include_files": len(site["includes"]),
+        "users": len(site["users"]),
+        "seed": args.seed,
+        "model": model,
+        "model_per_alias_s": per_alias,
+        "exim": exim,
+        "ratio_per_address": ratio,
+        "ratio_per_address_batched": ratio_batch,
+        "target_2s_met": target,
+    }
+    args.out.mkdir(parents=True, exist_ok=True)
+    out = args.out / f"bench_aliases-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    print(f"result: {out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
