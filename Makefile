@@ -92,4 +92,7 @@ clean:
 	@refs=$$(docker image ls --format '{{.Repository}}:{{.Tag}}' 'smartmx-lab/*' | grep -v '<none>' || true); \
 	    [ -z "$$refs" ] || docker rmi $$refs >/dev/null; \
 	    echo "removed image(s): $$(echo $$refs)"
+	@ids=$$(docker image ls -q --filter dangling=true --filter label=smartmx.recipe | sort -u); \
+	    [ -z "$$ids" ] || docker rmi $$ids >/dev/null; \
+	    echo "removed $$(echo $$ids | wc -w) superseded lab image(s)"
 	rm -rf .cache/sanity
