@@ -1,0 +1,118 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""One level of redirection: an alias's own list with its :include: files.
+
+Private to smartmx.exim.  This is what exim's redirect router hands to
+add_generated() (src/routers/redirect.c): the generated children in order,
+or the exceptional outcome (:fail:, :defer:, :blackhole:, error, decline).
+"""
+
+from __future__ import absolute_import, division, print_function
+
+from ._alias_parse import parse_list
+
+PFR = ("pipe", "file", "directory")
+MAX_INCLUDE_DEPTH = 50
+
+
+class Level:
+    """The outcome of one redirection."""
+
+    __slots__ = ("children", "include_pfr", "include_problems", "message", "outcome", "pfr")
+
+    def __init__(self):
+        self.outcome = "ok"  # ok, decline, fail, defer, blackhole
+        self.message = ""
+        self.children = []  # (kind, value, item) kind: address or a PFR kind
+        self.pfr = False
+        self.include_pfr = []  # (include path, item)
+        self.include_problems = []  # (code, include path, item, file holding the item or None)
+
+
+class IncludeCache:
+    """Parse each :include: text once."""
+
+    def __init__(self, includes):
+        self.texts = includes or {}
+        self.parsed = {}
+
+    def get(self, path):
+        if path not in self.texts:
+            return None
+        got = self.parsed.get(path)
+        if got is None:
+            got = parse_list(self.texts[path])
+            self.parsed[path] = got
+        return got
+
+
+def _walk(parsed, domain, cache, level, chain, origin):
+    """Add the children of one list; return (stop, message) or None.
+
+    ``chain`` is the stack of include paths being read (loop guard);
+    ``origin`` is the include path this list came from (None: alias data).
+    """
+    children = level.children
+    suffix = "@" + domain
+    for item in parsed.items:
+        kind = item["type"]
+        if kind == "address":
+            children.append(("address", item["value"], item, origin))
+        elif kind == "local":
+            children.append(("address", item["value"] + suffix, item, origin))
+        elif kind in PFR:
+            level.children.append((kind, item["value"], item, origin))
+            level.pfr = True
+            if origin is not None:
+                level.include_pfr.append((origin, item))
+        elif kind == "include":
+            stop = _include(item, domain, cache, level, chain)
+            if stop is not None:
+                return stop
+    if parsed.stop == "error":
+        return "defer", "error in redirect data: " + parsed.message
+    if parsed.stop is not None:
+        return parsed.stop, parsed.message
+    return None
+
+
+def _include(item, domain, cache, level, chain):
+    path = item["value"]
+    sub = cache.get(path)
+    if sub is None:
+        level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))
+        return "defer", (
+            f"error in redirect data: failed to open included file {path}: No such file or directory"
+        )
+    if path in chain or len(chain) >= MAX_INCLUDE_DEPTH:
+        level.include_problems.append(("include-loop", path, item, chain[-1] if chain else None))
+        return "defer", f"error in redirect data: :include: loop or nesting too deep at {path}"
+    mark = len(level.children)
+    chain.append(path)
+    try:
+        stop = _walk(sub, domain, cache, level, chain, path)
+    finally:
+        chain.pop()
+    if stop is not None:
+        del level.children[mark:]
+        return stop
+    return None
+
+
+def one_level(parsed, domain, cache):
+    """Expand one alias list (already parsed) for an address in ``domain``."""
+    level = Level()
+    stop = _walk(parsed, domain, cache, level, [], None)
+    if stop is not None:
+        kind, message = stop
+        level.outcome = kind
+        level.message = message
+        if kind != "fail":
+            level.children = []
+            level.pfr = False
+        else:
+            level.pfr = any(c[0] in PFR for c in level.children)
+    elif not level.children:
+        level.outcome = "decline"
+    return level

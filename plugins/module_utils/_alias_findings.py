@@ -1,0 +1,336 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""Findings a postmaster can act on.  Private to smartmx.exim.
+
+Every finding is a dict with a stable ``code``, a ``severity`` (error,
+warning, info), the ``file`` and ``line`` it is about, the ``local_part``
+when there is one, a ``message`` and, where a rewrite helps, a
+``suggestion``.  docs/aliases.md explains every code.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+from ._alias_address import ascii_lower, split_address
+
+_SWALLOWED = ("include:", "fail:", "defer:", "blackhole:", "unknown:")
+
+
+def finding(code, severity, file, line, message, local_part=None, suggestion=None):
+    out = {"code": code, "severity": severity, "file": file, "line": line, "message": message}
+    if local_part is not None:
+        out["local_part"] = local_part
+    if suggestion is not None:
+        out["suggestion"] = suggestion
+    return out
+
+
+def parse_findings(raw_entries, duplicates, entries, source):
+    """Findings visible from the file alone."""
+    out = []
+    for raw, first in duplicates:
+        if not raw.key:
+            out.append(
+                finding(
+                    "empty-key",
+                    "warning",
+                    source,
+                    raw.line,
+                    "line starts with a colon: an empty key that no address can match",
+                )
+            )
+            continue
+        out.append(
+            finding(
+                "duplicate-key",
+                "warning",
+                source,
+                raw.line,
+                f"duplicate key {raw.key!r}: exim uses the first one (line {first['line']}) "
+                "and ignores this one",
+                raw.key.lower(),
+            )
+        )
+    for raw in raw_entries:
+        out.extend(_raw_findings(raw, source))
+    for key, entry in entries.items():
+        out.extend(_entry_findings(key, entry, source))
+    return out
+
+
+def _raw_findings(raw, source):
+    out = []
+    key = raw.key.lower()
+    for line in raw.dropped:
+        out.append(
+            finding(
+                "dropped-continuation",
+                "error",
+                source,
+                line,
+                f"indented line after a blank or comment line inside the entry for {raw.key!r}: "
+                "exim ends the entry at the blank/comment line and ignores this line",
+                key,
+                "remove the blank or comment line, or move the comment after the entry",
+            )
+        )
+    for line in raw.backslash:
+        out.append(
+            finding(
+                "backslash-continuation",
+                "warning",
+                source,
+                line,
+                "line ends with a backslash: sendmail joins lines this way, exim does not "
+                "(the backslash becomes part of the next item)",
+                key,
+                "drop the backslash; in exim a continuation line just starts with white space",
+            )
+        )
+    if raw.data.startswith(_SWALLOWED):
+        word = raw.data.split(":")[0]
+        out.append(
+            finding(
+                "missing-colon",
+                "error",
+                source,
+                raw.line,
+                f"the key {raw.key!r} is not followed by its own colon, so exim takes the first colon "
+                f"of ':{word}:' as the key separator and reads '{word}:' as an address",
+                key,
+                f"{raw.key}: :{raw.data}",
+            )
+        )
+    return out
+
+
+def _entry_findings(key, entry, source):
+    out = []
+    error = entry.get("error")
+    if error:
+        out.append(
+            finding(
+                "syntax-error",
+                "error",
+                source,
+                error["line"],
+                "syntax error: {}; exim defers every message for {!r} (the other aliases "
+                "keep working)".format(error["message"], key),
+                key,
+            )
+        )
+    items = entry["items"]
+    for pos, item in enumerate(items):
+        kind = item["type"]
+        if kind in ("fail", "defer") and "," in item["value"]:
+            out.append(
+                finding(
+                    "special-swallows-rest",
+                    "warning",
+                    source,
+                    item["line"],
+                    ":{}: takes the whole rest of the list as its message: {!r}".format(kind, item["value"]),
+                    key,
+                )
+            )
+        if kind in ("defer", "blackhole") and pos > 0:
+            out.append(
+                finding(
+                    f"{kind}-drops-items",
+                    "warning",
+                    source,
+                    item["line"],
+                    f":{kind}: applies to the whole alias: the items before it are ignored",
+                    key,
+                )
+            )
+        if kind == "fail" and pos > 0:
+            out.append(
+                finding(
+                    "fail-keeps-items",
+                    "warning",
+                    source,
+                    item["line"],
+                    ":fail: bounces the alias, yet exim still delivers the items before it",
+                    key,
+                )
+            )
+    return out
+
+
+def _include_line(cache, path, item):
+    text = cache.texts.get(path, "")
+    return text.count("\n", 0, item["offset"]) + 1
+
+
+def _where(cache, source, origin, item):
+    if origin is None:
+        return source, item.get("line")
+    return origin, _include_line(cache, origin, item)
+
+
+def route_findings(parsed, entries, resolver, routes, users, domain, source, complex_keys, pfr_keys):
+    """Findings that need routing: includes, pfr, loops, dangling targets."""
+    out = []
+    lines = {k: e.get("line") for k, e in parsed["entries"].items() if isinstance(e, dict)}
+    for key in sorted(entries):
+        lvl = resolver.level(key, domain)
+        for code, path, item, origin in lvl.include_problems:
+            file, line = _where(resolver.cache, source, origin, item)
+            text = (
+                "include file %s is missing: exim defers every message for %r"
+                if code == "include-missing"
+                else ":include: of %s loops or nests too deep: %r defers"
+            )
+            out.append(finding(code, "error", file, line, text % (path, key), key))
+        seen = set()
+        for path, item in lvl.include_pfr:
+            if path in seen:
+                continue
+            seen.add(path)
+            out.append(
+                finding(
+                    "pfr-in-include",
+                    "warning",
+                    path,
+                    _include_line(resolver.cache, path, item),
+                    f"{item['type']} {item['value']!r} hidden in include file {path} makes {key!r} "
+                    "need the primary: the secondary punts the whole alias",
+                    key,
+                )
+            )
+        if key in pfr_keys:
+            out.extend(_pfr_findings(key, entries[key], lvl, lines.get(key), source, entries))
+    for key in complex_keys:
+        out.append(
+            finding(
+                "too-complex",
+                "error",
+                source,
+                lines.get(key),
+                f"the aliases reachable from {key!r} loop so densely that the model gave up",
+                key,
+            )
+        )
+    out.extend(_loop_findings(resolver, entries, lines, source))
+    out.extend(_dangling(resolver, entries, domain, source, lines))
+    return out
+
+
+def _render(item):
+    value = item["value"]
+    kind = item["type"]
+    if kind == "include":
+        return ":include:" + value
+    if kind == "local" and item.get("backslash"):
+        return "\\" + value
+    if kind in ("pipe", "file", "directory") and any(c in value for c in ', "#'):
+        return '"{}"'.format(value.replace("\\", "\\\\").replace('"', '\\"'))
+    return value
+
+
+def _pfr_findings(key, parsed, lvl, line, source, entries):
+    out = []
+    for kind, value, _item, _origin in lvl.children:
+        if kind == "file" and value == "/dev/null":
+            out.append(
+                finding(
+                    "devnull-pfr",
+                    "warning",
+                    source,
+                    line,
+                    f"/dev/null is a file delivery: {key!r} needs the primary; use :blackhole: "
+                    "to discard, or drop the item",
+                    key,
+                )
+            )
+    if not any(c[0] == "address" for c in lvl.children):
+        return out
+    pfr = [i for i in parsed.items if i["type"] in ("pipe", "file", "directory")]
+    if not pfr:
+        return out
+    kinds = {i["type"] for i in pfr}
+    suffix = "-pipe" if kinds == {"pipe"} else "-archive" if "pipe" not in kinds else "-local"
+    name = key + suffix
+    n = 2
+    while name in entries:
+        name = f"{key}{suffix}{n}"
+        n += 1
+    keep = [_render(i) for i in parsed.items if i["type"] in ("address", "local", "include")]
+    split = "{}: {}\n{}: {}".format(key, ", ".join([*keep, name]), name, ", ".join(_render(i) for i in pfr))
+    out.append(
+        finding(
+            "mixed-alias",
+            "warning",
+            source,
+            line,
+            f"{key!r} mixes forwards with a pipe/file: the secondary must punt it whole to the "
+            "primary; split it so the secondary delivers the forwards itself",
+            key,
+            split,
+        )
+    )
+    return out
+
+
+def _loop_findings(resolver, entries, lines, source):
+    out = []
+    for parent, shown, is_user in sorted(resolver.loops):
+        if is_user:
+            continue
+        out.append(
+            finding(
+                "loop",
+                "error",
+                source,
+                lines.get(parent),
+                f"{parent!r} generates {shown}, which is already being routed (a redirection loop): exim "
+                "skips the aliases for it, and as it is no local user it is unroutable",
+                parent,
+            )
+        )
+    for parent in sorted(resolver.depth_cut):
+        out.append(
+            finding(
+                "too-deep",
+                "error",
+                source,
+                lines.get(parent),
+                "aliases nest more than 101 levels below here: exim defers them (it logs 'routing loop')",
+                parent,
+            )
+        )
+    return out
+
+
+def _dangling(resolver, entries, domain, source, lines):
+    """Local targets of an alias that are neither aliases nor local users."""
+    out = []
+    for key in sorted(entries):
+        lvl = resolver.level(key, domain)
+        for kind, value, item, origin in lvl.children:
+            if kind != "address":
+                continue
+            local, dom = split_address(value)
+            target = ascii_lower(local)
+            if dom not in resolver.domains or target in resolver.users:
+                continue
+            if target in entries and resolver.level(target, dom).outcome != "decline":
+                continue
+            file, line = (
+                (source, item.get("line", lines.get(key)))
+                if origin is None
+                else (origin, _include_line(resolver.cache, origin, item))
+            )
+            out.append(
+                finding(
+                    "dangling-target",
+                    "error",
+                    file,
+                    line,
+                    f"{key!r} sends to {value}, which is neither an alias nor a local user: "
+                    "exim finds no route for it and it bounces",
+                    key,
+                )
+            )
+    return out

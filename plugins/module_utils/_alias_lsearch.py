@@ -1,0 +1,168 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""The lsearch file format as exim 4.96 reads it (src/lookups/lsearch.c).
+
+Private to smartmx.exim.  Rules taken from the code, not the manual:
+
+* a key line starts in column one; it is not empty and does not start with
+  ``#``; the key ends at a colon or white space, or is a double-quoted string
+  with backslash escapes;
+* after the key: optional white space, an optional colon, white space;
+* continuation lines start with white space, which becomes one blank;
+* an empty (or all-blank) line or a ``#`` line ENDS the entry: indented lines
+  after it belong to nobody and are silently dropped;
+* trailing white space of every line is removed;
+* keys are compared case-insensitively (ASCII only) and the first match wins.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+from ._alias_address import C_SPACE, ascii_lower
+
+_ESC = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
+_OCT = "01234567"
+_HEX = "0123456789abcdefABCDEF"
+
+
+def _escape(s, i):
+    """string_interpret_escape(): s[i] is a backslash; return (char, last index)."""
+    if i + 1 >= len(s):
+        return s[i], i
+    i += 1
+    c = s[i]
+    if c in _OCT:
+        val = int(c)
+        for _ in range(2):
+            if i + 1 < len(s) and s[i + 1] in _OCT:
+                i += 1
+                val = val * 8 + int(s[i])
+            else:
+                break
+        return chr(val & 0xFF), i
+    if c == "x":
+        val = 0
+        for _ in range(2):
+            if i + 1 < len(s) and s[i + 1] in _HEX:
+                i += 1
+                val = val * 16 + int(s[i], 16)
+            else:
+                break
+        return chr(val), i
+    return _ESC.get(c, c), i
+
+
+def _read_key(line):
+    """Return (key, index after key, quoted)."""
+    if line[0] == '"':
+        out = []
+        i = 1
+        n = len(line)
+        while i < n and line[i] != '"':
+            if line[i] == "\\":
+                c, i = _escape(line, i)
+                out.append(c)
+            else:
+                out.append(line[i])
+            i += 1
+        if i < n:
+            i += 1
+        return "".join(out), i, True
+    i = 0
+    n = len(line)
+    while i < n and line[i] != ":" and line[i] not in C_SPACE:
+        i += 1
+    return line[:i], i, False
+
+
+class RawEntry:
+    """One key line and its continuation lines."""
+
+    __slots__ = ("backslash", "colon", "data", "dropped", "key", "line", "spans")
+
+    def __init__(self, key, line):
+        self.key = key
+        self.line = line
+        self.data = ""
+        self.spans = []  # (offset in data, physical line)
+        self.colon = False
+        self.dropped = []  # indented lines after a blank or comment line
+        self.backslash = []  # lines ending in a backslash that is continued
+
+
+def _after_key(text, i):
+    n = len(text)
+    while i < n and text[i] in C_SPACE:
+        i += 1
+    colon = False
+    if i < n and text[i] == ":":
+        colon = True
+        i += 1
+        while i < n and text[i] in C_SPACE:
+            i += 1
+    return i, colon
+
+
+def read_lsearch(text):
+    """Split lsearch text into RawEntry objects, in file order (duplicates kept)."""
+    entries = []
+    current = None
+    ended = False  # a blank or comment line ended the current entry
+    parts = []
+    length = 0
+    last = 0  # physical line of the last piece of the current entry
+    for lineno, raw in enumerate(text.split("\n"), 1):
+        line = raw.rstrip(C_SPACE)
+        if not line or line[0] == "#":
+            ended = current is not None
+            continue
+        if line[0] in C_SPACE:
+            if current is None:
+                continue
+            if ended:
+                current.dropped.append(lineno)
+                continue
+            if parts[-1].endswith("\\"):
+                current.backslash.append(last)
+            body = " " + line.lstrip(C_SPACE)
+            current.spans.append((length + 1, lineno))
+            parts.append(body)
+            length += len(body)
+            last = lineno
+            continue
+        if current is not None:
+            current.data = "".join(parts)
+            if not ended and parts[-1].endswith("\\"):
+                current.backslash.append(last)
+        key, i, _quoted = _read_key(line)
+        current = RawEntry(key, lineno)
+        i, current.colon = _after_key(line, i)
+        parts = [line[i:]]
+        length = len(parts[0])
+        last = lineno
+        current.spans.append((0, lineno))
+        ended = False
+        entries.append(current)
+    if current is not None:
+        current.data = "".join(parts)
+    return entries
+
+
+def line_of(entry, offset):
+    """Physical line of a data offset."""
+    spans = entry.spans
+    if len(spans) == 1:
+        return spans[0][1]
+    lo, hi = 0, len(spans) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if spans[mid][0] <= offset:
+            lo = mid
+        else:
+            hi = mid - 1
+    return spans[lo][1]
+
+
+def fold_key(key):
+    """Keys match case-insensitively (strncmpic, ASCII)."""
+    return ascii_lower(key)

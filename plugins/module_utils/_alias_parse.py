@@ -1,0 +1,195 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""Redirection lists as exim 4.96 reads them (parse_forward_list, src/parse.c).
+
+Private to smartmx.exim.  ``parse_list`` turns the data of one alias (or the
+text of one :include: file) into items, stopping where exim stops: at a
+syntax error, or at :fail:, :defer: or :blackhole:, whose message is the
+whole rest of the list.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+import re
+
+from ._alias_address import C_SPACE, AddressError, extract_address, find_address_end
+
+# An item made only of atoms and dots, with an optional plain domain: exim's
+# full parser gives the same answer for it, so the fast path is safe.
+_ATOM = r"[^\x00-\x20()<>@,;:\\\".\[\]\x7f]+"
+_SIMPLE = re.compile(
+    rf"({_ATOM}(?:\.{_ATOM})*)(?:@([A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9][A-Za-z0-9-]*)*))?\Z"
+)
+_HARD = re.compile(r'[\\"(<#\n]')
+_UNKNOWN = ":unknown:"
+
+
+def Item(kind, value, offset, backslash=False):
+    """One parsed item as plain data: type, value, offset (and backslash)."""
+    if backslash:
+        return {"type": kind, "value": value, "offset": offset, "backslash": True}
+    return {"type": kind, "value": value, "offset": offset}
+
+
+class Parsed:
+    """The items of one list and how the list ends."""
+
+    __slots__ = ("items", "message", "stop", "stop_offset")
+
+    def __init__(self):
+        self.items = []
+        self.stop = None  # None, "fail", "defer", "blackhole", "error"
+        self.message = ""
+        self.stop_offset = 0
+
+
+def _special(s, start, kind, skip):
+    rest = s[start + skip :]
+    i = 0
+    while i < len(rest) and rest[i] in C_SPACE:
+        i += 1
+    return rest[i:].rstrip("\n")
+
+
+def _address_item(item, offset):
+    """An item that is not special: address, local part, pipe, file or directory."""
+    recipient = None
+    has_domain = False
+    backslash = False
+    error = None
+    if item[:1] == "\\":
+        try:
+            recipient, has_domain = extract_address(item[1:])
+            if has_domain:
+                recipient = None
+            else:
+                backslash = True
+        except AddressError:
+            recipient = None
+    if recipient is None:
+        fast = _SIMPLE.match(item)
+        if fast:
+            recipient, has_domain = item, fast.group(2) is not None
+        else:
+            try:
+                recipient, has_domain = extract_address(item)
+            except AddressError as exc:
+                error = str(exc)
+    if item[:1] in ("|", "/") and (recipient is None or not has_domain):
+        return None, item
+    if recipient is None:
+        return error, None
+    if has_domain or backslash:
+        return None, Item("address" if has_domain else "local", recipient, offset, backslash)
+    return None, Item("local", recipient, offset)
+
+
+def _pfr(text, inquote, offset):
+    if inquote:
+        out = []
+        i = 0
+        while i < len(text):
+            if text[i] == "\\" and i + 1 < len(text):
+                i += 1
+            out.append(text[i])
+            i += 1
+        text = "".join(out)
+    if text[0] == "|":
+        kind = "pipe"
+    elif text.endswith("/"):
+        kind = "directory"
+    else:
+        kind = "file"
+    return Item(kind, text, offset)
+
+
+def _spans(s):
+    """(start, end, next) of every raw item, as parse_forward_list walks them."""
+    n = len(s)
+    i = 0
+    easy = _HARD.search(s) is None
+    while True:
+        while i < n and (s[i] in C_SPACE or s[i] == ","):
+            i += 1
+        if i < n and s[i] == "#":
+            while i < n and s[i] != "\n":
+                i += 1
+            continue
+        if i >= n:
+            return
+        if easy and s[i] != "@":
+            nxt = s.find(",", i)
+            if nxt < 0:
+                nxt = n
+        else:
+            nxt = find_address_end(s, i, True)
+        end = nxt
+        while end > i and s[end - 1] in C_SPACE:
+            end -= 1
+        yield i, end, nxt
+        i = nxt
+
+
+def parse_list(s):
+    """Parse one redirection list (alias data or include text) into a Parsed."""
+    out = Parsed()
+    for start, end, _nxt in _spans(s):
+        inquote = False
+        if s[start] == '"' and end - start >= 1 and s[end - 1] == '"' and end - start > 1:
+            start += 1
+            end -= 1
+            inquote = True
+            while start < end and s[start] in C_SPACE:
+                start += 1
+            while end > start and s[end - 1] in C_SPACE:
+                end -= 1
+        item = s[start:end]
+        if _UNKNOWN.startswith(item):
+            out.items.append(Item("unknown", item, start))
+            continue
+        if not _stop_or_item(s, start, item, inquote, out):
+            return out
+    return out
+
+
+def _stop_or_item(s, start, item, inquote, out):
+    """Handle one item; return False when the list ends here."""
+    if s[start] != ":":
+        return _plain_item(item, start, inquote, out)
+    for word, kind in ((":defer:", "defer"), (":blackhole:", "blackhole"), (":fail:", "fail")):
+        if s.startswith(word, start):
+            colon = s.index(":", start + 1) + 1
+            msg = _special(s, colon, kind, 0)
+            out.items.append(Item(kind, "" if kind == "blackhole" else msg, start))
+            out.stop, out.message, out.stop_offset = kind, msg, start
+            return False
+    if s.startswith(":include:", start):
+        path = item[9:].lstrip(C_SPACE)
+        error = None
+        if not path:
+            error = "file name missing after :include:"
+        elif len(path) > 255:
+            error = f'included file name "{s[start + 9 :].lstrip(C_SPACE)}" is too long'
+        elif path[0] != "/":
+            error = f'included file "{path}" is not an absolute path'
+        if error:
+            out.stop, out.message, out.stop_offset = "error", error, start
+            return False
+        out.items.append(Item("include", path, start))
+        return True
+    return _plain_item(item, start, inquote, out)
+
+
+def _plain_item(item, start, inquote, out):
+    error, result = _address_item(item, start)
+    if error is not None:
+        if error == "empty address":
+            return True
+        out.stop, out.message, out.stop_offset = "error", f'{error} in "{item}"', start
+        return False
+    if isinstance(result, dict):
+        out.items.append(result)
+    elif result is not None:
+        out.items.append(_pfr(result, inquote, start))
+    return True

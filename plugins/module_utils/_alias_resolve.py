@@ -1,0 +1,180 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""Route addresses through the aliases to final leaves, as exim does.
+
+Private to smartmx.exim.  The router chain modelled is the primary's:
+off-site domains -> remote; local domains -> the aliases redirect router
+(qualify_preserve_domain), then local users, else unrouteable.
+
+Exim rules kept here (exim 4.96):
+
+* route.c route_address(): a router is skipped for an address when an
+  ancestor with the same address (compared caselessly) was routed by it;
+  an address with more than 101 ancestors is deferred ("routing loop");
+* verify.c (exim -bt) lists every routed address; duplicates are only
+  marked, so leaves are a set;
+* redirect.c: :fail: keeps the children generated before it, :defer: and
+  :blackhole: drop them, an empty list declines to the next router.
+
+Results of addresses that are not on a redirection cycle are memoised, so
+acyclic alias data is resolved in linear time.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+from ._alias_address import ascii_lower, split_address
+from ._alias_expand import PFR, one_level
+
+MAX_ANCESTORS = 101
+_INF = 1 << 30
+
+
+class TooComplex(Exception):
+    """The work budget ran out (pathological cyclic data)."""
+
+
+class Result:
+    """What routing one address produced."""
+
+    __slots__ = ("blackhole", "cut", "deliver", "height", "hit", "leaves", "punt")
+
+    def __init__(self):
+        self.leaves = set()
+        self.deliver = set()
+        self.punt = set()
+        self.blackhole = False
+        self.hit = _INF  # smallest ancestor depth matched by a loop skip below
+        self.height = 0
+        self.cut = False  # the ancestor limit deferred something below
+
+    def absorb(self, other, secondary=True):
+        self.leaves |= other.leaves
+        if secondary:
+            self.deliver |= other.deliver
+            self.punt |= other.punt
+        self.blackhole = self.blackhole or other.blackhole
+        if other.hit < self.hit:
+            self.hit = other.hit
+        if other.height + 1 > self.height:
+            self.height = other.height + 1
+        self.cut = self.cut or other.cut
+
+
+class Resolver:
+    """Resolve addresses against one set of alias data."""
+
+    def __init__(self, entries, cache, users, domains, strategy, punt_set, budget=3000000):
+        self.entries = entries  # folded key -> Parsed
+        self.cache = cache
+        self.users = users  # folded name -> flags
+        self.domains = domains  # set of lower-case local domains
+        self.strategy = strategy
+        self.punt_set = punt_set
+        self.levels = {}
+        self.memo = {}
+        self.path = {}  # folded address -> depth, the ancestors being routed
+        self.budget = budget
+        self.loops = set()  # (parent key, child address, child is a user)
+        self.fixed = {}  # address -> Result of addresses no alias handles
+        self.depth_cut = set()  # parent keys whose children hit the ancestor limit
+
+    def level(self, key, domain):
+        per = self.levels.get(domain)
+        if per is None:
+            per = self.levels[domain] = {}
+        got = per.get(key)
+        if got is None:
+            got = per[key] = one_level(self.entries[key], domain, self.cache)
+        return got
+
+    def route(self, address, depth=0, parent=None):
+        """Route one generated address at ``depth`` ancestors."""
+        self.budget -= 1
+        if self.budget < 0:
+            raise TooComplex()
+        if depth > MAX_ANCESTORS:
+            res = Result()
+            res.leaves.add(("defer", "unknown error"))  # exim -bt: no message is set
+            res.cut = True
+            if parent is not None:
+                self.depth_cut.add(parent)
+            return res
+        res = self.fixed.get(address)
+        if res is not None:
+            return res
+        local, domain = split_address(address)
+        shown = address[: address.rfind("@")] + "@" + domain
+        if domain not in self.domains:
+            res = Result()
+            res.leaves.add(("address", shown))
+            res.deliver.add(shown)
+            self.fixed[address] = res
+            return res
+        folded = ascii_lower(address)
+        key = ascii_lower(local)
+        anc = self.path.get(folded)
+        if anc is not None:
+            res = self._user(Result(), key, shown)
+            res.hit = anc
+            if parent is not None:
+                self.loops.add((parent, shown, key in self.users))
+            return res
+        memo = self.memo.get(folded)
+        if memo is not None and depth + memo.height <= MAX_ANCESTORS:
+            return memo
+        if key in self.entries:
+            res = Result()
+            if self._alias(res, key, domain, folded, shown, depth):
+                if res.hit > depth and not res.cut:
+                    self.memo[folded] = res
+                return res
+        # Not an alias (or an empty one): never an ancestor, so context-free.
+        res = self._user(Result(), key, shown)
+        self.fixed[address] = res
+        return res
+
+    def _user(self, res, key, shown):
+        if key in self.users:
+            res.leaves.add(("local", key))
+            res.punt.add(shown)
+        else:
+            res.leaves.add(("unknown", shown))
+        return res
+
+    def _alias(self, res, key, domain, folded, shown, depth):
+        """Route through the aliases router; False if it declines."""
+        lvl = self.level(key, domain)
+        if lvl.outcome == "decline":
+            return False
+        whole = False
+        if self.strategy == "precompute":
+            whole = key in self.punt_set
+        elif lvl.outcome == "ok":
+            whole = lvl.pfr
+        if lvl.outcome == "defer":
+            res.leaves.add(("defer", lvl.message))
+            return True
+        if lvl.outcome == "blackhole":
+            res.blackhole = True
+            return True
+        if lvl.outcome == "fail":
+            res.leaves.add(("fail", lvl.message))
+        self.path[folded] = depth
+        try:
+            fixed = self.fixed
+            child_depth = depth + 1
+            for kind, value, _item, _origin in lvl.children:
+                if kind in PFR:
+                    res.leaves.add((kind, value))
+                    continue
+                got = fixed.get(value) if child_depth <= MAX_ANCESTORS else None
+                if got is None:
+                    got = self.route(value, child_depth, key)
+                res.absorb(got, secondary=not whole)
+        finally:
+            del self.path[folded]
+        if whole:
+            res.punt = {shown}
+            res.deliver = set()
+        return True

@@ -1,0 +1,280 @@
+# -*- coding: utf-8 -*-
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""The alias model of smartmx.exim: exim 4.96 alias files, and the routing
+table of a secondary MX computed from them.
+
+Public (to the collection) entry points, pure functions of plain data:
+
+* ``parse_aliases(text, source="aliases")``
+* ``secondary_routes(parsed, domains, includes=None, users=None,
+  pfr_strategy="patch", source="aliases")``
+
+See docs/aliases.md for the semantics and every finding code.
+"""
+
+from __future__ import absolute_import, division, print_function
+
+from ._alias_address import ascii_lower
+from ._alias_expand import PFR, IncludeCache
+from ._alias_findings import parse_findings, route_findings
+from ._alias_lsearch import fold_key, line_of, read_lsearch
+from ._alias_parse import Parsed, parse_list
+from ._alias_resolve import Resolver, TooComplex
+
+STRATEGIES = ("patch", "precompute")
+_STOPS = ("fail", "defer", "blackhole")
+
+
+class AliasInputError(ValueError):
+    """Input that is not alias data at all (wrong type, binary)."""
+
+    def __init__(self, message, line=None):
+        ValueError.__init__(self, message)
+        self.line = line
+
+
+def _text(text, what):
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = text[: exc.start].count(b"\n") + 1
+            raise AliasInputError(f"{what} is not UTF-8 text (line {line})", line) from exc
+    if not isinstance(text, str):
+        raise AliasInputError(f"{what} must be a string, not {type(text).__name__}")
+    nul = text.find("\0")
+    if nul >= 0:
+        line = text.count("\n", 0, nul) + 1
+        raise AliasInputError(
+            f"{what} contains a NUL byte at line {line}: binary data is not alias data", line
+        )
+    return text
+
+
+def parse_aliases(text, source="aliases"):
+    """Parse an exim alias file (lsearch) into entries, errors and findings."""
+    text = _text(text, source)
+    entries = {}
+    errors = []
+    raw_entries = read_lsearch(text)
+    duplicates = []
+    for raw in raw_entries:
+        key = fold_key(raw.key)
+        if key in entries or not raw.key:
+            duplicates.append((raw, entries.get(key)))
+            continue
+        parsed = parse_list(raw.data)
+        entry = {"line": raw.line, "key": raw.key, "items": _with_lines(parsed.items, raw)}
+        if parsed.stop == "error":
+            err_line = line_of(raw, parsed.stop_offset)
+            entry["error"] = {"line": err_line, "message": parsed.message}
+            errors.append({"line": err_line, "message": parsed.message, "local_part": key, "file": source})
+        entries[key] = entry
+    return {
+        "entries": entries,
+        "errors": errors,
+        "source": source,
+        "findings": parse_findings(raw_entries, duplicates, entries, source),
+    }
+
+
+def _with_lines(items, raw):
+    for item in items:
+        item["line"] = line_of(raw, item.pop("offset"))
+    return items
+
+
+_KINDS = frozenset(("address", "local", "pipe", "file", "directory", "include", "unknown", *_STOPS))
+
+
+def _rebuild(key, entry):
+    """Parsed list of one entry from its plain-data form (items are shared, not copied)."""
+    parsed = Parsed()
+    items = entry.get("items")
+    if items is None:
+        items = []
+    if not isinstance(items, list):
+        raise AliasInputError(f"entry {key!r}: items must be a list")
+    for pos, item in enumerate(items):
+        if type(item) is not dict or item.get("type") not in _KINDS or not isinstance(item.get("value"), str):
+            raise AliasInputError(f"entry {key!r}: item {pos} is not an alias item", entry.get("line"))
+        if item["type"] in _STOPS:
+            parsed.stop, parsed.message = item["type"], item["value"]
+            items = items[: pos + 1]
+            break
+    parsed.items = items
+    error = entry.get("error")
+    if error and parsed.stop is None:
+        parsed.stop, parsed.message = "error", str(error.get("message", ""))
+        parsed.stop_offset = error.get("line", entry.get("line"))
+    return parsed
+
+
+def _check_args(parsed, domains, includes, users, pfr_strategy):
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("entries"), dict):
+        raise AliasInputError("parsed must be the result of parse_aliases (a dict with 'entries')")
+    if isinstance(domains, str):
+        domains = [domains]
+    if (
+        not isinstance(domains, (list, tuple))
+        or not domains
+        or not all(isinstance(d, str) and d for d in domains)
+    ):
+        raise AliasInputError("domains must be a non-empty list of domain names")
+    if includes is not None and not isinstance(includes, dict):
+        raise AliasInputError("includes must be a dict {path: text}")
+    if users is not None and not isinstance(users, (dict, list, tuple)):
+        raise AliasInputError("users must be a dict {name: {procmail: bool, forward: bool}}")
+    if pfr_strategy not in STRATEGIES:
+        raise AliasInputError("pfr_strategy must be one of {}".format(", ".join(STRATEGIES)))
+    return [ascii_lower(d) for d in domains]
+
+
+def _users(users):
+    if users is None:
+        return {}
+    if not isinstance(users, dict):
+        users = {u: {} for u in users}
+    return {
+        ascii_lower(str(name)): (flags if isinstance(flags, dict) else {}) for name, flags in users.items()
+    }
+
+
+def _includes(includes):
+    out = {}
+    for path, text in (includes or {}).items():
+        out[path] = _text(text, f"include file {path}")
+    return out
+
+
+def own_pfr_keys(entries, cache, domain, resolver):
+    """Aliases whose own expansion (one level, with includes) needs pfr."""
+    return {key for key in entries if _own_pfr(key, domain, resolver)}
+
+
+def _own_pfr(key, domain, resolver):
+    lvl = resolver.level(key, domain)
+    return lvl.outcome == "ok" and lvl.pfr
+
+
+def secondary_routes(parsed, domains, includes=None, users=None, pfr_strategy="patch", source="aliases"):
+    """Routing table of a secondary MX for the parsed alias data."""
+    domains = _check_args(parsed, domains, includes, users, pfr_strategy)
+    users = _users(users)
+    cache = IncludeCache(_includes(includes))
+    entries = {key: _rebuild(key, e) for key, e in parsed["entries"].items() if isinstance(e, dict)}
+    first = domains[0]
+    probe = Resolver(entries, cache, users, set(domains), "patch", set())
+    pfr_keys = own_pfr_keys(entries, cache, first, probe)
+    punt_set = {u for u in users if u not in entries or probe.level(u, first).outcome == "decline"}
+    if pfr_strategy == "precompute":
+        punt_set |= pfr_keys
+    resolver = Resolver(entries, cache, users, set(domains), pfr_strategy, punt_set)
+    resolver.levels = probe.levels
+    routes = {}
+    complex_keys = []
+    for key in sorted(set(entries) | set(users)):
+        try:
+            routes[key] = _route_one(resolver, key, first, entries)
+        except TooComplex:
+            complex_keys.append(key)
+            routes[key] = _route_entry(
+                "defer",
+                [("defer", "alias data too complex to resolve")],
+                set(),
+                set(),
+                "the model gave up: pathological loops",
+            )
+            resolver.budget = 200000
+    findings = list(parsed.get("findings") or [])
+    findings.extend(
+        route_findings(parsed, entries, resolver, routes, users, first, source, complex_keys, pfr_keys)
+    )
+    valid = sorted(lp + "@" + d for lp in routes if _valid(resolver, lp, first) for d in domains)
+    return {
+        "routes": routes,
+        "punt": sorted(punt_set),
+        "valid": valid,
+        "users": sorted(users),
+        "findings": findings,
+    }
+
+
+def _route_entry(action, leaves, deliver, punt, reason):
+    return {
+        "action": action,
+        "leaves": [{"type": t, "value": v} for t, v in sorted(leaves)],
+        "deliver": sorted(deliver),
+        "punt": sorted(punt),
+        "reason": reason,
+    }
+
+
+def _route_one(resolver, key, domain, entries):
+    address = key + "@" + domain
+    res = resolver.route(address)
+    leaves = set(res.leaves)
+    if res.blackhole and not leaves:
+        leaves.add(("blackhole", ""))
+    lvl = resolver.level(key, domain) if key in entries else None
+    if lvl is None or lvl.outcome == "decline":
+        if key in resolver.users:
+            return _route_entry("punt", leaves, set(), {address}, "local user: mailbox on the primary")
+        return _route_entry("fail", leaves, set(), set(), "unknown local part: rejected at RCPT time")
+    if lvl.outcome in ("defer", "blackhole"):
+        reason = {
+            "defer": "the alias defers: " + lvl.message,
+            "blackhole": "the alias is :blackhole:, mail is discarded",
+        }[lvl.outcome]
+        return _route_entry(lvl.outcome, leaves, set(), set(), reason)
+    if lvl.outcome == "fail":
+        return _route_entry("fail", leaves, set(), set(), "the alias fails: " + lvl.message)
+    if res.punt == {address} and not res.deliver and lvl.pfr:
+        return _route_entry(
+            "punt", leaves, set(), res.punt, "its own expansion has a pipe, file or directory: punted whole"
+        )
+    return _route_entry(
+        "deliver",
+        leaves,
+        res.deliver,
+        res.punt,
+        "the secondary expands it, delivers off-site addresses, punts local ones",
+    )
+
+
+def _valid(resolver, key, domain):
+    """Would the secondary accept key@domain at RCPT time (verify = recipient)?"""
+    address = key + "@" + domain
+    seen = []
+    for _ in range(110):
+        local, dom = _split(address)
+        if dom not in resolver.domains:
+            return True
+        folded = ascii_lower(address)
+        k = ascii_lower(local)
+        if folded in seen or (resolver.strategy == "precompute" and k in resolver.punt_set):
+            return k in resolver.users or k in resolver.punt_set
+        if k in resolver.entries:
+            lvl = resolver.level(k, dom)
+            if lvl.outcome in ("fail", "defer"):
+                return False
+            if lvl.outcome == "blackhole" or (lvl.outcome == "ok" and lvl.pfr):
+                return True
+            if lvl.outcome == "ok":
+                if len(lvl.children) != 1:
+                    return True
+                seen.append(folded)
+                address = lvl.children[0][1]
+                continue
+        return k in resolver.users
+    return False
+
+
+def _split(address):
+    from ._alias_address import split_address
+
+    return split_address(address)
+
+
+__all__ = ["PFR", "AliasInputError", "parse_aliases", "secondary_routes"]
