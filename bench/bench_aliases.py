@@ -10,6 +10,7 @@ per-address figure), and all sample addresses in one process (amortised).
 Prints the figures and writes a JSON result under bench/results/.
 
     python bench/bench_aliases.py [--aliases 100000] [--runs 5] [--sample 200] [--seed 1]
+                                  [--profile] [--no-exim]
 """
 
 from __future__ import annotations
@@ -147,6 +148,23 @@ def time_model(site: dict, runs: int) -> dict:
             "route_s": summary(routes), "errors": len(parsed.get("errors", []))}  # fmt: skip
 
 
+def profile_model(site: dict) -> None:
+    import cProfile
+    import pstats
+
+    from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
+        parse_aliases,
+        secondary_routes,
+    )
+
+    prof = cProfile.Profile()
+    prof.enable()
+    parsed = parse_aliases(site["aliases"], source="bench")
+    secondary_routes(parsed, DOMAINS, includes=site["includes"], users=site["users"], source="bench")
+    prof.disable()
+    pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
+
+
 def time_exim(site: dict, sample: list[str]) -> dict:
     with tempfile.TemporaryDirectory(prefix="smartmx-bench-") as tmp:
         root = Path(tmp)
@@ -219,6 +237,8 @@ def main() -> int:
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
+    ap.add_argument("--profile", action="store_true", help="profile one model run")
+    ap.add_argument("--no-exim", action="store_true", help="time the model only (no ratio, no result file)")
     args = ap.parse_args()
 
     load_start = os.getloadavg()
@@ -234,6 +254,11 @@ def main() -> int:
           f"(min {model['total_s']['min']:.3f}, max {model['total_s']['max']:.3f}); "
           f"parse {model['parse_s']['median']:.3f} s, route {model['route_s']['median']:.3f} s; "
           f"{per_alias * 1e6:.1f} us per alias")  # fmt: skip
+
+    if args.profile:
+        profile_model(site)
+    if args.no_exim:
+        return 0
 
     rng = random.Random(args.seed + 1)
     sample = rng.sample(site["keys"], min(args.sample, len(site["keys"])))
