@@ -33,9 +33,10 @@ class Level:
 class IncludeCache:
     """Parse each :include: text once."""
 
-    def __init__(self, includes):
+    def __init__(self, includes, directory=None):
         self.texts = includes or {}
         self.parsed = {}
+        self.directory = directory
 
     def get(self, path):
         if path not in self.texts:
@@ -79,6 +80,20 @@ def _walk(parsed, domain, cache, level, chain, origin):
 
 def _include(item, domain, cache, level, chain):
     path = item["value"]
+    directory = cache.directory
+    if directory:
+        # parse.c: with include_directory the path must lie below it, and every
+        # component is opened with O_NOFOLLOW; a missing one is an FF_ERROR.
+        base = directory.rstrip("/")
+        if not (path.startswith(base) and path[len(base) : len(base) + 1] == "/"):
+            level.include_problems.append(("include-error", path, item, chain[-1] if chain else None))
+            return "defer", f"error in redirect data: included file {path} is not in directory {directory}"
+        if path not in cache.texts:
+            level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))
+            return "defer", (
+                f"error in redirect data: failed to open {path} (component of included file); "
+                "could be symbolic link"
+            )
     sub = cache.get(path)
     if sub is None:
         level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))

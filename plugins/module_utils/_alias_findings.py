@@ -177,12 +177,12 @@ def route_findings(parsed, entries, resolver, routes, users, domain, source, com
         lvl = resolver.level(key, domain)
         for code, path, item, origin in lvl.include_problems:
             file, line = _where(resolver.cache, source, origin, item)
-            text = (
-                "include file %s is missing: exim defers every message for %r"
-                if code == "include-missing"
-                else ":include: of %s loops or nests too deep: %r defers"
-            )
-            out.append(finding(code, "error", file, line, text % (path, key), key))
+            text = {
+                "include-missing": "include file {} is missing: exim defers every message for {!r}",
+                "include-loop": ":include: of {} loops or nests too deep: {!r} defers",
+                "include-error": "include file {} is outside include_directory: {!r} defers",
+            }[code]
+            out.append(finding(code, "error", file, line, text.format(path, key), key))
         seen = set()
         for path, item in lvl.include_pfr:
             if path in seen:

@@ -95,7 +95,7 @@ class Resolver:
             raise TooComplex()
         if depth > MAX_ANCESTORS:
             res = Result()
-            res.leaves.add(("defer", "unknown error"))  # exim -bt: no message is set
+            res.leaves.add(("defer", ""))  # no message is set (-bt prints "unknown error")
             res.cut = True
             if parent is not None:
                 self.depth_cut.add(parent)

@@ -15,6 +15,8 @@ See docs/aliases.md for the semantics and every finding code.
 
 from __future__ import absolute_import, division, print_function
 
+import re
+
 from ._alias_address import ascii_lower
 from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
@@ -158,11 +160,13 @@ def _own_pfr(key, domain, resolver):
     return lvl.outcome == "ok" and lvl.pfr
 
 
-def secondary_routes(parsed, domains, includes=None, users=None, pfr_strategy="patch", source="aliases"):
+def secondary_routes(
+    parsed, domains, includes=None, users=None, pfr_strategy="patch", source="aliases", include_directory=None
+):
     """Routing table of a secondary MX for the parsed alias data."""
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
-    cache = IncludeCache(_includes(includes))
+    cache = IncludeCache(_includes(includes), include_directory)
     entries = {key: _rebuild(key, e) for key, e in parsed["entries"].items() if isinstance(e, dict)}
     first = domains[0]
     probe = Resolver(entries, cache, users, set(domains), "patch", set())
@@ -211,8 +215,18 @@ def _route_entry(action, leaves, deliver, punt, reason):
     }
 
 
+_PLAIN_KEY = re.compile(r"[^\x00-\x20()<>@,;:\\\".\[\]\x7f]+(?:\.[^\x00-\x20()<>@,;:\\\".\[\]\x7f]+)*\Z")
+
+
+def top_address(key, domain):
+    """The address key@domain, quoted as RFC 5321 wants when the key needs it."""
+    if _PLAIN_KEY.match(key):
+        return key + "@" + domain
+    return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
+
+
 def _route_one(resolver, key, domain, entries):
-    address = key + "@" + domain
+    address = top_address(key, domain)
     res = resolver.route(address)
     leaves = set(res.leaves)
     if res.blackhole and not leaves:
@@ -245,7 +259,7 @@ def _route_one(resolver, key, domain, entries):
 
 def _valid(resolver, key, domain):
     """Would the secondary accept key@domain at RCPT time (verify = recipient)?"""
-    address = key + "@" + domain
+    address = top_address(key, domain)
     seen = []
     for _ in range(110):
         local, dom = _split(address)
