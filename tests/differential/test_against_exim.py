@@ -54,6 +54,7 @@ def _model_leaves(corpus: dict) -> dict[str, dict]:
                 users=corpus["users"],
                 pfr_strategy="patch",
                 source=name,
+                include_directory=exim_truth.INCLUDE_DIR,
             )
             out[name] = table["routes"]
         except Exception as exc:  # reported per local part, the run goes on
