@@ -46,8 +46,8 @@ SYLLABLES = ("ka", "lo", "mi", "nu", "pe", "ra", "si", "to", "vu", "we", "xa", "
 
 def _name(rng: random.Random, used: set[str]) -> str:
     while True:
-        name = "".join(rng.choice(SYLLABLES) for _ in range(rng.randint(2, 4)))
-        name += rng.choice(["", "", ".", "-", "_"]) + "".join(rng.choice(SYLLABLES) for _ in range(1))
+        name = "".join(rng.choice(SYLLABLES) for _n in range(rng.randint(2, 4)))
+        name += rng.choice(["", "", ".", "-", "_"]) + rng.choice(SYLLABLES)
         if name not in used:
             used.add(name)
             return name
@@ -64,7 +64,7 @@ def generate(n_aliases: int, seed: int) -> dict:
     rng = random.Random(seed)
     used: set[str] = set()
     users = {}
-    for _ in range(max(50, n_aliases // 100)):
+    for _n in range(max(50, n_aliases // 100)):
         flags = rng.random()
         users[_name(rng, used)] = {"procmail": flags < 0.1, "forward": 0.1 <= flags < 0.15}
     user_list = sorted(users)
@@ -94,16 +94,16 @@ def generate(n_aliases: int, seed: int) -> dict:
                 action = {"": "post", "-request": "request", "-owner": "owner", "-bounces": "bounces"}[suffix]
                 add(key + suffix, f'"|/var/lib/mailman/mail/mailman {action} {key}"')
         elif roll < 0.92:
-            members = [offsite(_name(rng, used)) for _ in range(rng.randint(3, 12))]
+            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 12))]
             members += rng.sample(user_list, 2)
             add(key, ", ".join([*members, f"{key}-archive"]))
             add(f"{key}-archive", f"/com/archive/{key}")
         elif roll < 0.93:
-            members = [offsite(_name(rng, used)) for _ in range(rng.randint(3, 8))]
+            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 8))]
             add(key, ", ".join([*members, f"/com/archive/{key}"]))
         elif roll < 0.95:
             path = f"{exim_truth.INCLUDE_DIR}/lists/{key}"
-            members = [offsite(_name(rng, used)) for _ in range(rng.randint(2, 20))]
+            members = [offsite(_name(rng, used)) for _n in range(rng.randint(2, 20))]
             members += rng.sample(user_list, rng.randint(0, 2))
             if rng.random() < 0.2:
                 members.append(f"/com/archive/{key}")
@@ -111,7 +111,7 @@ def generate(n_aliases: int, seed: int) -> dict:
             add(key, f":include:{path}")
         elif roll < 0.99:
             depth = rng.randint(2, 5)
-            chain = [key] + [_name(rng, used) for _ in range(depth - 1)]
+            chain = [key] + [_name(rng, used) for _n in range(depth - 1)]
             for here, there in itertools.pairwise(chain):
                 add(here, f"{there}, {offsite(here)}" if rng.random() < 0.3 else there)
             add(chain[-1], offsite(chain[-1]))
@@ -128,7 +128,7 @@ def time_model(site: dict, runs: int) -> dict:
 
     totals, parses, routes = [], [], []
     n_routes = 0
-    for _ in range(runs):
+    for _n in range(runs):
         t0 = time.perf_counter()
         parsed = parse_aliases(site["aliases"], source="bench")
         t1 = time.perf_counter()

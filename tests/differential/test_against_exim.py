@@ -66,7 +66,7 @@ def _lookup(routes: dict, local_part: str):
     if local_part in routes:
         route = routes[local_part]
     else:
-        folded = {k.lower(): v for k, v in routes.items()}
+        folded = {exim_truth.ascii_lower(k): v for k, v in routes.items()}
         if local_part not in folded:
             return "no route for this local part"
         route = folded[local_part]
