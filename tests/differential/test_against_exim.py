@@ -20,6 +20,8 @@ MISMATCH_REPORT = Path(os.environ.get("SMARTMX_MISMATCHES", "/var/tmp/smartmx/mi
 MIN_FILES = 8
 MIN_LOCAL_PARTS = 300
 ALIAS_FILES = sorted(p.name for p in (CORPUS / "aliases").iterdir() if p.is_file())
+# Both strategies must give the same leaves (they differ only in what the secondary punts).
+STRATEGIES = ("patch", "precompute")
 
 
 def _fmt(leaves) -> str:
@@ -36,7 +38,7 @@ def _key_lines(text: str, local_part: str) -> str:
     return "(no line)"
 
 
-def _model_leaves(corpus: dict) -> dict[str, dict]:
+def _model_leaves(corpus: dict, strategy: str) -> dict[str, dict]:
     """Run parse_aliases + secondary_routes for every file; {file: routes or exception}."""
     from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
         parse_aliases,
@@ -52,7 +54,7 @@ def _model_leaves(corpus: dict) -> dict[str, dict]:
                 list(exim_truth.LOCAL_DOMAINS),
                 includes=corpus["includes"],
                 users=corpus["users"],
-                pfr_strategy="patch",
+                pfr_strategy=strategy,
                 source=name,
                 include_directory=exim_truth.INCLUDE_DIR,
             )
@@ -80,13 +82,17 @@ def _write_report(mismatches: list[dict], total: int, seconds: float) -> None:
     lines = [
         "# Differential test: stock exim -bt (tests/differential/exim_truth.py) vs the alias model",
         f"# run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {seconds:.1f} s",
-        f"# {total - len(mismatches)} of {total} local parts agree, {len(mismatches)} mismatches",
+    ]
+    for strategy in STRATEGIES:
+        bad = sum(1 for m in mismatches if m["strategy"] == strategy)
+        lines.append(f"# pfr_strategy={strategy}: {total - bad} of {total} local parts agree, {bad} differ")
+    lines += [
         "# leaves are type:value; 'only exim' / 'only model' list the differences",
         "",
     ]
     for m in mismatches:
         lines += [
-            f"== {m['file']}: {m['local_part']}",
+            f"== {m['file']}: {m['local_part']}  (pfr_strategy={m['strategy']})",
             f"   {m['source']}",
             f"   exim : {_fmt(m['exim'])}",
             f"   model: {_fmt(m['model'])}",
@@ -120,31 +126,32 @@ def comparison(corpus) -> dict:
     except exim_truth.HarnessError as exc:
         return {"error": f"stock exim is not available for the differential test: {exc}"}
     try:
-        model = _model_leaves(corpus)
+        model = {strategy: _model_leaves(corpus, strategy) for strategy in STRATEGIES}
     except ImportError as exc:
         return {"error": f"the alias model cannot be imported: {exc}"}
-    per_file: dict[str, list[dict]] = {}
+    per_file: dict[tuple[str, str], list[dict]] = {}
     mismatches = []
-    total = 0
-    for name in sorted(truth):
-        per_file[name] = []
-        for local_part, exim_leaves in truth[name].items():
-            total += 1
-            routes = model[name]
-            if isinstance(routes, Exception):
-                got = f"model raised {type(routes).__name__}: {routes}"
-            else:
-                got = _lookup(routes, local_part)
-            if got != exim_leaves:
-                record = {
-                    "file": name,
-                    "local_part": local_part,
-                    "source": _key_lines(corpus["aliases"][name], local_part),
-                    "exim": exim_leaves,
-                    "model": got,
-                }
-                per_file[name].append(record)
-                mismatches.append(record)
+    total = sum(len(keys) for keys in truth.values())
+    for strategy in STRATEGIES:
+        for name in sorted(truth):
+            per_file[strategy, name] = []
+            routes = model[strategy][name]
+            for local_part, exim_leaves in truth[name].items():
+                if isinstance(routes, Exception):
+                    got = f"model raised {type(routes).__name__}: {routes}"
+                else:
+                    got = _lookup(routes, local_part)
+                if got != exim_leaves:
+                    record = {
+                        "strategy": strategy,
+                        "file": name,
+                        "local_part": local_part,
+                        "source": _key_lines(corpus["aliases"][name], local_part),
+                        "exim": exim_leaves,
+                        "model": got,
+                    }
+                    per_file[strategy, name].append(record)
+                    mismatches.append(record)
     _write_report(mismatches, total, time.monotonic() - start)
     return {"truth": truth, "per_file": per_file, "total": total}
 
@@ -165,10 +172,11 @@ def test_corpus_is_big_enough(comparison):
 
 
 @pytest.mark.parametrize("alias_file", ALIAS_FILES)
-def test_leaves_equal_exim(comparison, alias_file):
+@pytest.mark.parametrize("strategy", STRATEGIES)
+def test_leaves_equal_exim(comparison, strategy, alias_file):
     comparison = _usable(comparison)
     assert alias_file in comparison["truth"]
-    bad = comparison["per_file"][alias_file]
+    bad = comparison["per_file"][strategy, alias_file]
     if bad:
         report = [f"{len(bad)} of {len(comparison['truth'][alias_file])} local parts differ from exim:"]
         for m in bad[:25]:
