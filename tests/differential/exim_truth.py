@@ -506,11 +506,16 @@ def _unexpected_stderr(stderr: str) -> list[str]:
     return [line for line in stderr.splitlines() if line.strip() and not line.startswith(("LOG: ", "  "))]
 
 
-def bt(cfg: str, local_parts: list[str], domain: str = LOCAL_DOMAINS[0]) -> dict[str, list[dict]]:
-    """Run exim -bt (batched) for local parts; return {local_part: leaves}. Container must be set up."""
+def bt(
+    cfg: str, local_parts: list[str], domain: str = LOCAL_DOMAINS[0], batch: int = BATCH
+) -> dict[str, list[dict]]:
+    """Run exim -bt for local parts, ``batch`` addresses per exim process; return {local_part: leaves}.
+
+    The container must be set up (install_corpus). batch=1 runs one exim per address.
+    """
     result: dict[str, list[dict]] = {}
-    for start in range(0, len(local_parts), BATCH):
-        chunk = local_parts[start : start + BATCH]
+    for start in range(0, len(local_parts), batch):
+        chunk = local_parts[start : start + batch]
         args = []
         for i, lp in enumerate(chunk):
             args += [f"{quote_local_part(lp)}@{domain}", _sep(i)]
@@ -523,7 +528,10 @@ def bt(cfg: str, local_parts: list[str], domain: str = LOCAL_DOMAINS[0]) -> dict
 
 
 def exim_leaves(
-    corpus_dir: str | os.PathLike, files: list[str] | None = None, local_parts: list[str] | None = None
+    corpus_dir: str | os.PathLike,
+    files: list[str] | None = None,
+    local_parts: list[str] | None = None,
+    batch: int = BATCH,
 ) -> dict[str, dict[str, list[dict]]]:
     """Route every key of every alias file (or the given ones) through stock exim.
 
@@ -537,7 +545,7 @@ def exim_leaves(
         install_corpus(corpus_dir, corpus["users"])
         for name in names:
             lps = local_parts if local_parts is not None else lsearch_keys(corpus["aliases"][name])
-            out[name] = bt(f"{REMOTE_CFG}/{name}.conf", [ascii_lower(lp) for lp in lps])
+            out[name] = bt(f"{REMOTE_CFG}/{name}.conf", [ascii_lower(lp) for lp in lps], batch=batch)
     return out
 
 
