@@ -12,9 +12,13 @@ with a configuration that routes like the primary MX:
 * ``system_aliases``: redirect router, lsearch on the alias file, with
   ``allow_fail``, ``allow_defer``, ``qualify_preserve_domain``, file, pipe and
   directory transports, and ``include_directory = /com/mailer/include``
-  (the corpus's ``include/`` directory is copied there);
+  (the corpus's ``include/`` directory is copied there); ``user = mail`` makes
+  exim read the redirection data in a subprocess;
 * ``local_user``: accept router with ``check_local_user``, for the users named
-  in the corpus's ``users`` file only (they are created with useradd).
+  in the corpus's ``users`` file only (they are created with newusers).
+
+Many addresses go to one ``exim -bt`` process; a separator address (routed
+off-site) follows each one, so every line of output is attributed to its key.
 
 Corpus layout::
 
@@ -26,11 +30,12 @@ For each local part the result is exim's final leaves: a list of
 ``{"type": T, "value": v}`` sorted by (type, value), without duplicates:
 
 ``address``    off-site ``local@domain`` (domain lowercased, local part as exim shows it)
-``local``      a local user's mailbox: the user name, lowercased
+``local``      a local user's mailbox: the user name, lowercased (ASCII letters only, as exim)
 ``pipe``       ``|command``
 ``file``       ``/path``
 ``directory``  ``/path/``
-``unknown``    ``local@domain`` in a local domain that no router takes (domain lowercased)
+``unknown``    ``local@domain`` in a local domain that no router takes (domain lowercased,
+               local part as exim shows it)
 ``fail``       the failure message (``""`` when there is none)
 ``defer``      the deferral message (``""`` when there is none: exim says "unknown error")
 ``blackhole``  ``""``, when exim discards the whole address
@@ -202,7 +207,7 @@ def lsearch_keys(text: str) -> list[str]:
                 i += 1
             name = "".join(key)
         else:
-            name = re.match(r"[^:\s]*", line).group(0)
+            name = re.match(r"[^: \t\n\r\f\v]*", line).group(0)  # C isspace(), not Unicode spaces
         name = ascii_lower(name)
         if name and name not in seen:
             seen.add(name)
