@@ -16,6 +16,7 @@ See docs/aliases.md for the semantics and every finding code.
 from __future__ import absolute_import, division, print_function
 
 import re
+from collections.abc import Mapping, Sequence
 
 from ._alias_address import ascii_lower
 from ._alias_expand import PFR, IncludeCache
@@ -42,15 +43,13 @@ def _text(text, what):
             text = text.decode("utf-8")
         except UnicodeDecodeError as exc:
             line = text[: exc.start].count(b"\n") + 1
-            raise AliasInputError(f"{what} is not UTF-8 text (line {line})", line) from exc
+            raise AliasInputError(f"{what} is not UTF-8 text", line) from exc
     if not isinstance(text, str):
         raise AliasInputError(f"{what} must be a string, not {type(text).__name__}")
     nul = text.find("\0")
     if nul >= 0:
         line = text.count("\n", 0, nul) + 1
-        raise AliasInputError(
-            f"{what} contains a NUL byte at line {line}: binary data is not alias data", line
-        )
+        raise AliasInputError(f"{what} contains a NUL byte: binary data is not alias data", line)
     return text
 
 
@@ -96,10 +95,14 @@ def _rebuild(key, entry):
     items = entry.get("items")
     if items is None:
         items = []
-    if not isinstance(items, list):
+    if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise AliasInputError(f"entry {key!r}: items must be a list")
     for pos, item in enumerate(items):
-        if type(item) is not dict or item.get("type") not in _KINDS or not isinstance(item.get("value"), str):
+        if (
+            not isinstance(item, Mapping)
+            or item.get("type") not in _KINDS
+            or not isinstance(item.get("value"), str)
+        ):
             raise AliasInputError(f"entry {key!r}: item {pos} is not an alias item", entry.get("line"))
         if item["type"] in _STOPS:
             parsed.stop, parsed.message = item["type"], item["value"]
@@ -114,19 +117,15 @@ def _rebuild(key, entry):
 
 
 def _check_args(parsed, domains, includes, users, pfr_strategy):
-    if not isinstance(parsed, dict) or not isinstance(parsed.get("entries"), dict):
+    if not isinstance(parsed, Mapping) or not isinstance(parsed.get("entries"), Mapping):
         raise AliasInputError("parsed must be the result of parse_aliases (a dict with 'entries')")
     if isinstance(domains, str):
         domains = [domains]
-    if (
-        not isinstance(domains, (list, tuple))
-        or not domains
-        or not all(isinstance(d, str) and d for d in domains)
-    ):
+    if not isinstance(domains, Sequence) or not domains or not all(isinstance(d, str) and d for d in domains):
         raise AliasInputError("domains must be a non-empty list of domain names")
-    if includes is not None and not isinstance(includes, dict):
+    if includes is not None and not isinstance(includes, Mapping):
         raise AliasInputError("includes must be a dict {path: text}")
-    if users is not None and not isinstance(users, (dict, list, tuple)):
+    if users is not None and not isinstance(users, (Mapping, Sequence)):
         raise AliasInputError("users must be a dict {name: {procmail: bool, forward: bool}}")
     if pfr_strategy not in STRATEGIES:
         raise AliasInputError("pfr_strategy must be one of {}".format(", ".join(STRATEGIES)))
@@ -136,10 +135,10 @@ def _check_args(parsed, domains, includes, users, pfr_strategy):
 def _users(users):
     if users is None:
         return {}
-    if not isinstance(users, dict):
+    if not isinstance(users, Mapping):
         users = {u: {} for u in users}
     return {
-        ascii_lower(str(name)): (flags if isinstance(flags, dict) else {}) for name, flags in users.items()
+        ascii_lower(str(name)): (flags if isinstance(flags, Mapping) else {}) for name, flags in users.items()
     }
 
 
@@ -167,7 +166,7 @@ def secondary_routes(
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
-    entries = {key: _rebuild(key, e) for key, e in parsed["entries"].items() if isinstance(e, dict)}
+    entries = {key: _rebuild(key, e) for key, e in parsed["entries"].items() if isinstance(e, Mapping)}
     first = domains[0]
     probe = Resolver(entries, cache, users, set(domains), "patch", set())
     pfr_keys = own_pfr_keys(entries, cache, first, probe)

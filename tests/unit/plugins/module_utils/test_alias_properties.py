@@ -1,0 +1,129 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+"""Property tests of the alias model: 10,500 generated inputs in all.
+
+* any text never crashes or hangs: it parses, or is refused as not alias data;
+* every error and every finding carries a line number inside its file;
+* pfr_strategy patch and precompute give the same outcome for every address;
+* leaves are sorted and unique, and valid recipients are routes x domains.
+"""
+
+import string
+
+from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
+    AliasInputError,
+    parse_aliases,
+    secondary_routes,
+)
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+DOMAINS = ["example.org", "example.net"]
+KEYS = ["a", "b", "c", "d", "e", "alice", "bob", "list", "Trolls", "trolls-archive", "x.y"]
+USERS = {"alice": {"procmail": False, "forward": False}, "bob": {"procmail": True, "forward": True}}
+INCLUDE_PATHS = ["/inc/0", "/inc/1", "/inc/2", "/inc/3"]
+
+
+def _settings(n):
+    return settings(
+        max_examples=n,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much],
+    )
+
+
+junk = st.text(alphabet=string.printable + "äé\u00a0", max_size=8)
+item = st.one_of(
+    st.sampled_from(KEYS),
+    st.sampled_from(KEYS).map(lambda k: "\\" + k),
+    st.sampled_from(KEYS).map(lambda k: k.upper() + "@Example.NET"),
+    st.builds(
+        lambda a, b: f"{a}@{b}.example", st.sampled_from(["x", "Y.z", "w+t"]), st.sampled_from(["r", "s"])
+    ),
+    st.sampled_from(
+        ['"|/bin/cmd a,b"', "|/bin/cmd", "/var/arch", "/var/dir/", "/dev/null", '"/var/with space"']
+    ),
+    st.sampled_from([*INCLUDE_PATHS, "/inc/missing", "rel/path"]).map(lambda p: ":include:" + p),
+    st.sampled_from([":fail:", ":fail: 550 gone", ":defer: later", ":blackhole:", ":unknown:", ":"]),
+    st.sampled_from(
+        ['"a b"@r.example', "Name <n@r.example>", "n@r.example (c)", "<broken", "a b", '"x', "(c"]
+    ),
+    junk,
+)
+
+
+@st.composite
+def alias_line(draw):
+    key = draw(st.sampled_from([*KEYS, '"q k"', ":"]))
+    sep = draw(st.sampled_from([": ", ":", " ", "\t", " : ", ":: "]))
+    items = draw(st.lists(item, max_size=4))
+    joiner = draw(st.sampled_from([", ", ",\n  ", "\n\t", " "]))
+    extra = draw(st.sampled_from(["", "", "\n", "\n# c\n", " \\"]))
+    return key + sep + joiner.join(items) + extra
+
+
+alias_text = st.lists(alias_line(), max_size=6).map("\n".join)
+include_texts = st.dictionaries(
+    st.sampled_from(INCLUDE_PATHS), st.lists(item, max_size=4).map(lambda xs: "\n".join(xs)), max_size=4
+)
+
+
+def _lines(text):
+    return text.count("\n") + 1
+
+
+def _check_table(text, includes, strategy):
+    parsed = parse_aliases(text)
+    for error in parsed["errors"]:
+        assert isinstance(error["line"], int) and 1 <= error["line"] <= _lines(text), error
+    result = secondary_routes(parsed, DOMAINS, includes=includes, users=USERS, pfr_strategy=strategy)
+    for finding in result["findings"]:
+        limit = _lines(text) if finding["file"] == "aliases" else _lines(includes.get(finding["file"], ""))
+        assert isinstance(finding["line"], int) and 1 <= finding["line"] <= limit, finding
+        assert finding["code"] and finding["message"]
+    for key, route in result["routes"].items():
+        pairs = [(leaf["type"], leaf["value"]) for leaf in route["leaves"]]
+        assert pairs == sorted(set(pairs)), key
+        assert route["action"] in ("deliver", "punt", "fail", "defer", "blackhole")
+        entry = parsed["entries"].get(key)
+        if entry and "error" in entry and not any(i["type"] == "include" for i in entry["items"]):
+            assert route["action"] == "defer"  # an error defers the alias (unless an include stops first)
+    assert set(result["valid"]) <= {f"{k}@{d}" for k in result["routes"] for d in DOMAINS}
+    return result
+
+
+@_settings(4000)
+@given(text=alias_text, includes=include_texts, strategy=st.sampled_from(["patch", "precompute"]))
+def test_generated_alias_files_never_crash_and_errors_have_lines(text, includes, strategy):
+    _check_table(text, includes, strategy)
+
+
+@_settings(3000)
+@given(text=alias_text, includes=include_texts)
+def test_patch_and_precompute_route_every_address_alike(text, includes):
+    patch = _check_table(text, includes, "patch")
+    pre = _check_table(text, includes, "precompute")
+    assert set(patch["punt"]) <= set(pre["punt"])
+    assert patch["routes"].keys() == pre["routes"].keys()
+    for key, a in patch["routes"].items():
+        b = pre["routes"][key]
+        assert (a["action"], a["deliver"], a["punt"], a["leaves"]) == (
+            b["action"],
+            b["deliver"],
+            b["punt"],
+            b["leaves"],
+        )
+    assert patch["valid"] == pre["valid"]
+
+
+@_settings(3500)
+@given(text=st.one_of(st.text(max_size=200), st.binary(max_size=120)))
+def test_any_input_is_parsed_or_refused_cleanly(text):
+    try:
+        parsed = parse_aliases(text)
+    except AliasInputError as exc:
+        assert isinstance(text, bytes) or "\0" in text
+        assert exc.line is not None or not isinstance(text, str)
+        return
+    result = secondary_routes(parsed, DOMAINS, includes={}, users=USERS)
+    assert isinstance(result["routes"], dict)
