@@ -10,6 +10,8 @@ or the exceptional outcome (:fail:, :defer:, :blackhole:, error, decline).
 
 from __future__ import absolute_import, division, print_function
 
+import posixpath
+
 from ._alias_parse import parse_list
 
 PFR = ("pipe", "file", "directory")
@@ -38,8 +40,18 @@ class IncludeCache:
         self.parsed = {}
         self.directory = directory
 
+    def key(self, path):
+        """The includes key for a path as the file system resolves it ('.', '..', '//')."""
+        if path in self.texts:
+            return path
+        if path.endswith("/"):
+            return None
+        norm = posixpath.normpath(path)
+        return norm if norm in self.texts else None
+
     def get(self, path):
-        if path not in self.texts:
+        path = self.key(path)
+        if path is None:
             return None
         got = self.parsed.get(path)
         if got is None:
@@ -73,6 +85,8 @@ def _walk(parsed, domain, cache, level, chain, origin):
                 return stop
     if parsed.stop == "error":
         return "defer", "error in redirect data: " + parsed.message
+    if parsed.stop == "filter":
+        return "defer", "error in filter data: " + parsed.message
     if parsed.stop is not None:
         return parsed.stop, parsed.message
     return None
@@ -88,7 +102,9 @@ def _include(item, domain, cache, level, chain):
         if not (path.startswith(base) and path[len(base) : len(base) + 1] == "/"):
             level.include_problems.append(("include-error", path, item, chain[-1] if chain else None))
             return "defer", f"error in redirect data: included file {path} is not in directory {directory}"
-        if path not in cache.texts:
+        # The openat() walk mis-steps on an empty component ('//'): once it has
+        # opened the file it tries the next component inside it and fails.
+        if cache.key(path) is None or "//" in path[len(base) :].rstrip("/"):
             level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))
             return "defer", (
                 f"error in redirect data: failed to open {path} (component of included file); "

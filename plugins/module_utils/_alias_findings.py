@@ -11,8 +11,6 @@ when there is one, a ``message`` and, where a rewrite helps, a
 
 from __future__ import absolute_import, division, print_function
 
-from ._alias_address import ascii_lower, split_address
-
 _SWALLOWED = ("include:", "fail:", "defer:", "blackhole:", "unknown:")
 
 
@@ -311,8 +309,7 @@ def _dangling(resolver, entries, domain, source, lines):
         for kind, value, item, origin in lvl.children:
             if kind != "address":
                 continue
-            local, dom = split_address(value)
-            target = ascii_lower(local)
+            target, dom, _folded, _shown = resolver.info(value)
             if dom not in resolver.domains or target in resolver.users:
                 continue
             if target in entries and resolver.level(target, dom).outcome != "decline":

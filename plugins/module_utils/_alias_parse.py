@@ -131,6 +131,14 @@ def _spans(s):
         i = nxt
 
 
+_FILTER_TAG = re.compile(r"#[ \t]*(?:exim|sieve)[ \t]*filter", re.IGNORECASE)
+
+
+def is_filter(data):
+    """rda_is_filter(): data starting with '# Exim filter' or '# Sieve filter' is a filter."""
+    return _FILTER_TAG.match(data.lstrip(" \t\n\v\f\r")) is not None
+
+
 def parse_list(s):
     """Parse one redirection list (alias data or include text) into a Parsed."""
     out = Parsed()

@@ -77,6 +77,7 @@ class Resolver:
         self.budget = budget
         self.loops = set()  # (parent key, child address, child is a user)
         self.fixed = {}  # address -> Result of addresses no alias handles
+        self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
 
     def level(self, key, domain):
@@ -86,6 +87,15 @@ class Resolver:
         got = per.get(key)
         if got is None:
             got = per[key] = one_level(self.entries[key], domain, self.cache)
+        return got
+
+    def info(self, address):
+        """(lookup key, lower-case domain, folded address, address as shown) of an address."""
+        got = self.infos.get(address)
+        if got is None:
+            local, domain = split_address(address)
+            shown = address[: address.rfind("@")] + "@" + domain
+            got = self.infos[address] = (ascii_lower(local), domain, ascii_lower(address), shown)
         return got
 
     def route(self, address, depth=0, parent=None):
@@ -103,16 +113,13 @@ class Resolver:
         res = self.fixed.get(address)
         if res is not None:
             return res
-        local, domain = split_address(address)
-        shown = address[: address.rfind("@")] + "@" + domain
+        key, domain, folded, shown = self.info(address)
         if domain not in self.domains:
             res = Result()
             res.leaves.add(("address", shown))
             res.deliver.add(shown)
             self.fixed[address] = res
             return res
-        folded = ascii_lower(address)
-        key = ascii_lower(local)
         anc = self.path.get(folded)
         if anc is not None:
             res = self._user(Result(), key, shown)
@@ -164,10 +171,23 @@ class Resolver:
         try:
             fixed = self.fixed
             child_depth = depth + 1
+            leaves, domains = res.leaves, self.domains
             for kind, value, _item, _origin in lvl.children:
                 if kind in PFR:
                     res.leaves.add((kind, value))
                     continue
+                if child_depth <= MAX_ANCESTORS and '"' not in value and "\\" not in value:
+                    # fast path for a plain off-site address: no Result of its own
+                    at = value.rfind("@")
+                    dom = ascii_lower(value[at + 1 :])
+                    if dom not in domains:
+                        child = value[: at + 1] + dom
+                        leaves.add(("address", child))
+                        if not whole:
+                            res.deliver.add(child)
+                        if res.height < 1:
+                            res.height = 1
+                        continue
                 got = fixed.get(value) if child_depth <= MAX_ANCESTORS else None
                 if got is None:
                     got = self.route(value, child_depth, key)

@@ -22,7 +22,7 @@ from ._alias_address import ascii_lower
 from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
 from ._alias_lsearch import fold_key, line_of, read_lsearch
-from ._alias_parse import Parsed, parse_list
+from ._alias_parse import Parsed, is_filter, parse_list
 from ._alias_resolve import Resolver, TooComplex
 
 STRATEGIES = ("patch", "precompute")
@@ -65,11 +65,18 @@ def parse_aliases(text, source="aliases"):
         if key in entries or not raw.key:
             duplicates.append((raw, entries.get(key)))
             continue
-        parsed = parse_list(raw.data)
+        if is_filter(raw.data):
+            # rda.c: a filter; the aliases router does not allow filters, so exim defers
+            parsed = Parsed()
+            parsed.stop, parsed.message = "filter", "filtering not enabled"
+        else:
+            parsed = parse_list(raw.data)
         entry = {"line": raw.line, "key": raw.key, "items": _with_lines(parsed.items, raw)}
-        if parsed.stop == "error":
+        if parsed.stop in ("error", "filter"):
             err_line = line_of(raw, parsed.stop_offset)
             entry["error"] = {"line": err_line, "message": parsed.message}
+            if parsed.stop == "filter":
+                entry["error"]["filter"] = True
             errors.append({"line": err_line, "message": parsed.message, "local_part": key, "file": source})
         entries[key] = entry
     return {
@@ -111,7 +118,8 @@ def _rebuild(key, entry):
     parsed.items = items
     error = entry.get("error")
     if error and parsed.stop is None:
-        parsed.stop, parsed.message = "error", str(error.get("message", ""))
+        parsed.stop = "filter" if error.get("filter") else "error"
+        parsed.message = str(error.get("message", ""))
         parsed.stop_offset = error.get("line", entry.get("line"))
     return parsed
 
@@ -261,11 +269,9 @@ def _valid(resolver, key, domain):
     address = top_address(key, domain)
     seen = []
     for _ in range(110):
-        local, dom = _split(address)
+        k, dom, folded, _shown = resolver.info(address)
         if dom not in resolver.domains:
             return True
-        folded = ascii_lower(address)
-        k = ascii_lower(local)
         if folded in seen or (resolver.strategy == "precompute" and k in resolver.punt_set):
             return k in resolver.users or k in resolver.punt_set
         if k in resolver.entries:
@@ -282,12 +288,6 @@ def _valid(resolver, key, domain):
                 continue
         return k in resolver.users
     return False
-
-
-def _split(address):
-    from ._alias_address import split_address
-
-    return split_address(address)
 
 
 __all__ = ["PFR", "AliasInputError", "parse_aliases", "secondary_routes"]

@@ -233,6 +233,21 @@ def test_include_rule(includes, text, expected):
     assert leaves(text, "k", includes=includes) == expected
 
 
+def test_include_paths_resolve_like_the_file_system():
+    includes = {"/l/a": "a@r.example"}
+    assert leaves("k: :include:/l/./a\n", "k", includes=includes) == {("address", "a@r.example")}
+    assert leaves("k: :include:/l/x/../a\n", "k", includes=includes) == {("address", "a@r.example")}
+    # with include_directory exim walks the path with openat() and trips over '//'
+    double = leaves("k: :include:/l//a\n", "k", includes=includes, include_directory="/l")
+    assert double == {
+        (
+            "defer",
+            "error in redirect data: failed to open /l//a (component of included file); "
+            "could be symbolic link",
+        )
+    }
+
+
 def test_include_directory_texts():
     missing = leaves("k: :include:/com/inc/none\n", "k", include_directory="/com/inc")
     assert missing == {
