@@ -147,6 +147,20 @@ SYNTAX = [
         "k",
         {("defer", "error in redirect data: file name missing after :include:")},
     ),
+    # rda.c rda_is_filter(): "# Exim filter" / "#sieve  filter" data is a filter, not allowed here
+    (
+        "exim-filter-data-defers",
+        "k: # Exim filter\n",
+        "k",
+        {("defer", "error in filter data: filtering not enabled")},
+    ),
+    (
+        "sieve-tag-caseless",
+        "k: #SIEVE\tfilter x\n",
+        "k",
+        {("defer", "error in filter data: filtering not enabled")},
+    ),
+    ("hash-data-is-a-comment", "k: # just a note\n", "k", {("unknown", "k@example.org")}),
 ]
 
 
