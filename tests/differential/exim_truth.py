@@ -44,7 +44,11 @@ Two texts cannot be told apart in exim's output, so a corpus must not use
 them as messages: ``:fail: Unrouteable address`` (reads as ``unknown``) and
 ``:defer: unknown error`` (reads as a deferral without a message).
 
-Command line: ``python tests/differential/exim_truth.py CORPUS_DIR [localpart ...]``
+Every alias file also gets a second configuration without ``include_directory``
+(Debian's stock system_aliases router has none): ``exim_leaves(...,
+include_directory=None)`` or ``--no-include-directory`` on the command line.
+
+Command line: ``python tests/differential/exim_truth.py [--no-include-directory] CORPUS_DIR [localpart ...]``
 prints ``{file: {local_part: leaves}}`` as JSON (every file when no local part
 is named, otherwise those local parts looked up in every file).
 """
@@ -104,8 +108,7 @@ system_aliases:
   file_transport = address_file
   pipe_transport = address_pipe
   directory_transport = address_directory
-  include_directory = {include_dir}
-
+{include_line}
 local_user:
   driver = accept
   domains = +local_domains
@@ -333,15 +336,21 @@ def _locked():
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def exim_config(alias_file: str, domains=LOCAL_DOMAINS) -> str:
+def exim_config(alias_file: str, domains=LOCAL_DOMAINS, include_directory: str | None = INCLUDE_DIR) -> str:
+    """The test configuration; include_directory=None leaves it out, as Debian's stock router does."""
     return CONFIG_TEMPLATE.format(
         domain0=domains[0],
         domains=" : ".join(domains),
         offsite_host=OFFSITE_HOST,
         alias_file=alias_file,
-        include_dir=INCLUDE_DIR,
+        include_line=f"  include_directory = {include_directory}\n" if include_directory else "",
         users_file=f"{REMOTE_CORPUS}/users",
     )
+
+
+def config_path(name: str, include_directory: str | None = INCLUDE_DIR) -> str:
+    """Where install_corpus() put the configuration for alias file ``name``."""
+    return f"{REMOTE_CFG}/{name}.conf" if include_directory else f"{REMOTE_CFG}/{name}.noincdir.conf"
 
 
 def install_corpus(corpus_dir: str | os.PathLike, users: dict) -> None:
@@ -370,8 +379,9 @@ def install_corpus(corpus_dir: str | os.PathLike, users: dict) -> None:
             dexec("newusers", stdin="".join(f"{u}:*:::{u}:/nonexistent:/bin/sh\n" for u in missing))
     script = []
     for name in sorted(p.name for p in (root / "aliases").iterdir() if p.is_file()):
-        cfg = exim_config(f"{REMOTE_CORPUS}/aliases/{name}")
-        script.append(f"cat > '{REMOTE_CFG}/{name}.conf' <<'SMX_EOF'\n{cfg}SMX_EOF\n")
+        for include_directory in (INCLUDE_DIR, None):
+            cfg = exim_config(f"{REMOTE_CORPUS}/aliases/{name}", include_directory=include_directory)
+            script.append(f"cat > '{config_path(name, include_directory)}' <<'SMX_EOF'\n{cfg}SMX_EOF\n")
     dexec("".join(script))
 
 
@@ -537,9 +547,12 @@ def exim_leaves(
     files: list[str] | None = None,
     local_parts: list[str] | None = None,
     batch: int = BATCH,
+    include_directory: str | None = INCLUDE_DIR,
 ) -> dict[str, dict[str, list[dict]]]:
     """Route every key of every alias file (or the given ones) through stock exim.
 
+    With include_directory=None the alias router has no include_directory (Debian's
+    stock system_aliases router); the include files stay in the same place.
     Returns ``{file name: {local part: leaves}}``.
     """
     corpus = load_corpus(corpus_dir)
@@ -550,7 +563,8 @@ def exim_leaves(
         install_corpus(corpus_dir, corpus["users"])
         for name in names:
             lps = local_parts if local_parts is not None else lsearch_keys(corpus["aliases"][name])
-            out[name] = bt(f"{REMOTE_CFG}/{name}.conf", [ascii_lower(lp) for lp in lps], batch=batch)
+            cfg = config_path(name, include_directory)
+            out[name] = bt(cfg, [ascii_lower(lp) for lp in lps], batch=batch)
     return out
 
 
@@ -558,8 +572,11 @@ def main(argv: list[str]) -> int:
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0 if argv else 2
+    include_directory = INCLUDE_DIR
+    if argv[0] == "--no-include-directory":
+        include_directory, argv = None, argv[1:]
     t0 = time.monotonic()
-    data = exim_leaves(argv[0], local_parts=argv[1:] or None)
+    data = exim_leaves(argv[0], local_parts=argv[1:] or None, include_directory=include_directory)
     json.dump(data, sys.stdout, indent=1, sort_keys=True, ensure_ascii=False)
     print()
     print(

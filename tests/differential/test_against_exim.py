@@ -22,6 +22,9 @@ MIN_LOCAL_PARTS = 300
 ALIAS_FILES = sorted(p.name for p in (CORPUS / "aliases").iterdir() if p.is_file())
 # Both strategies must give the same leaves (they differ only in what the secondary punts).
 STRATEGIES = ("patch", "precompute")
+# The alias router with include_directory (the include dir of the corpus) and without
+# it (Debian's stock system_aliases router); the model is told the same.
+VARIANTS = {"incdir": exim_truth.INCLUDE_DIR, "noincdir": None}
 
 
 def _fmt(leaves) -> str:
@@ -38,7 +41,7 @@ def _key_lines(text: str, local_part: str) -> str:
     return "(no line)"
 
 
-def _model_leaves(corpus: dict, strategy: str) -> dict[str, dict]:
+def _model_leaves(corpus: dict, strategy: str, include_directory: str | None) -> dict[str, dict]:
     """Run parse_aliases + secondary_routes for every file; {file: routes or exception}."""
     from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
         parse_aliases,
@@ -56,7 +59,7 @@ def _model_leaves(corpus: dict, strategy: str) -> dict[str, dict]:
                 users=corpus["users"],
                 pfr_strategy=strategy,
                 source=name,
-                include_directory=exim_truth.INCLUDE_DIR,
+                include_directory=include_directory,
             )
             out[name] = table["routes"]
         except Exception as exc:  # reported per local part, the run goes on
@@ -83,16 +86,17 @@ def _write_report(mismatches: list[dict], total: int, seconds: float) -> None:
         "# Differential test: stock exim -bt (tests/differential/exim_truth.py) vs the alias model",
         f"# run at {time.strftime('%Y-%m-%d %H:%M:%S %Z')}, {seconds:.1f} s",
     ]
-    for strategy in STRATEGIES:
-        bad = sum(1 for m in mismatches if m["strategy"] == strategy)
-        lines.append(f"# pfr_strategy={strategy}: {total - bad} of {total} local parts agree, {bad} differ")
+    for variant in VARIANTS:
+        for strategy in STRATEGIES:
+            bad = sum(1 for m in mismatches if (m["variant"], m["strategy"]) == (variant, strategy))
+            lines.append(f"# {variant}, pfr_strategy={strategy}: {total - bad} of {total} local parts agree")
     lines += [
         "# leaves are type:value; 'only exim' / 'only model' list the differences",
         "",
     ]
     for m in mismatches:
         lines += [
-            f"== {m['file']}: {m['local_part']}  (pfr_strategy={m['strategy']})",
+            f"== {m['file']}: {m['local_part']}  ({m['variant']}, pfr_strategy={m['strategy']})",
             f"   {m['source']}",
             f"   exim : {_fmt(m['exim'])}",
             f"   model: {_fmt(m['model'])}",
@@ -122,27 +126,32 @@ def comparison(corpus) -> dict:
     """Route the whole corpus through exim and the model once; report mismatches per file."""
     start = time.monotonic()
     try:
-        truth = exim_truth.exim_leaves(CORPUS)
+        truth = {v: exim_truth.exim_leaves(CORPUS, include_directory=d) for v, d in VARIANTS.items()}
     except exim_truth.HarnessError as exc:
         return {"error": f"stock exim is not available for the differential test: {exc}"}
     try:
-        model = {strategy: _model_leaves(corpus, strategy) for strategy in STRATEGIES}
+        model = {
+            (variant, strategy): _model_leaves(corpus, strategy, directory)
+            for variant, directory in VARIANTS.items()
+            for strategy in STRATEGIES
+        }
     except ImportError as exc:
         return {"error": f"the alias model cannot be imported: {exc}"}
-    per_file: dict[tuple[str, str], list[dict]] = {}
+    per_file: dict[tuple[str, str, str], list[dict]] = {}
     mismatches = []
-    total = sum(len(keys) for keys in truth.values())
-    for strategy in STRATEGIES:
-        for name in sorted(truth):
-            per_file[strategy, name] = []
-            routes = model[strategy][name]
-            for local_part, exim_leaves in truth[name].items():
+    total = sum(len(keys) for keys in truth["incdir"].values())
+    for (variant, strategy), routes_by_file in model.items():
+        for name in sorted(truth[variant]):
+            per_file[variant, strategy, name] = []
+            routes = routes_by_file[name]
+            for local_part, exim_leaves in truth[variant][name].items():
                 if isinstance(routes, Exception):
                     got = f"model raised {type(routes).__name__}: {routes}"
                 else:
                     got = _lookup(routes, local_part)
                 if got != exim_leaves:
                     record = {
+                        "variant": variant,
                         "strategy": strategy,
                         "file": name,
                         "local_part": local_part,
@@ -150,10 +159,10 @@ def comparison(corpus) -> dict:
                         "exim": exim_leaves,
                         "model": got,
                     }
-                    per_file[strategy, name].append(record)
+                    per_file[variant, strategy, name].append(record)
                     mismatches.append(record)
     _write_report(mismatches, total, time.monotonic() - start)
-    return {"truth": truth, "per_file": per_file, "total": total}
+    return {"truth": truth["incdir"], "truth_by_variant": truth, "per_file": per_file, "total": total}
 
 
 def _usable(comparison: dict) -> dict:
@@ -173,10 +182,11 @@ def test_corpus_is_big_enough(comparison):
 
 @pytest.mark.parametrize("alias_file", ALIAS_FILES)
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_leaves_equal_exim(comparison, strategy, alias_file):
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_leaves_equal_exim(comparison, variant, strategy, alias_file):
     comparison = _usable(comparison)
     assert alias_file in comparison["truth"]
-    bad = comparison["per_file"][strategy, alias_file]
+    bad = comparison["per_file"][variant, strategy, alias_file]
     if bad:
         report = [f"{len(bad)} of {len(comparison['truth'][alias_file])} local parts differ from exim:"]
         for m in bad[:25]:
