@@ -49,6 +49,14 @@ class IncludeCache:
         norm = posixpath.normpath(path)
         return norm if norm in self.texts else None
 
+    def open_error(self, path):
+        """strerror() of fopen() for a path that is not an include file we have."""
+        parts = posixpath.normpath(path).split("/")
+        for end in range(2, len(parts) + (1 if path.endswith("/") else 0)):
+            if "/".join(parts[:end]) in self.texts:
+                return "Not a directory"  # a file used as a directory
+        return "No such file or directory"
+
     def get(self, path):
         path = self.key(path)
         if path is None:
@@ -114,7 +122,7 @@ def _include(item, domain, cache, level, chain):
     if sub is None:
         level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))
         return "defer", (
-            f"error in redirect data: failed to open included file {path}: No such file or directory"
+            f"error in redirect data: failed to open included file {path}: {cache.open_error(path)}"
         )
     if path in chain or len(chain) >= MAX_INCLUDE_DEPTH:
         level.include_problems.append(("include-loop", path, item, chain[-1] if chain else None))

@@ -33,7 +33,7 @@ def _escape(s, i):
     c = s[i]
     if c in _OCT:
         val = int(c)
-        for _ in range(2):
+        for _digit in range(2):
             if i + 1 < len(s) and s[i + 1] in _OCT:
                 i += 1
                 val = val * 8 + int(s[i])
@@ -42,7 +42,7 @@ def _escape(s, i):
         return chr(val & 0xFF), i
     if c == "x":
         val = 0
-        for _ in range(2):
+        for _digit in range(2):
             if i + 1 < len(s) and s[i + 1] in _HEX:
                 i += 1
                 val = val * 16 + int(s[i], 16)

@@ -139,9 +139,36 @@ def is_filter(data):
     return _FILTER_TAG.match(data.lstrip(" \t\n\v\f\r")) is not None
 
 
+def _fast_list(s):
+    """Items of a list made only of plain addresses and local parts, else None."""
+    items = []
+    pos = 0
+    simple = _SIMPLE.match
+    for piece in s.split(","):
+        start = pos
+        pos += len(piece) + 1
+        value = piece.lstrip(C_SPACE)
+        start += len(piece) - len(value)
+        value = value.rstrip(C_SPACE)
+        if not value:
+            continue
+        if value[0] in ":|/@":
+            return None
+        m = simple(value)
+        if m is None:
+            return None
+        items.append({"type": "address" if m.group(2) else "local", "value": value, "offset": start})
+    return items
+
+
 def parse_list(s):
     """Parse one redirection list (alias data or include text) into a Parsed."""
     out = Parsed()
+    if _HARD.search(s) is None:
+        fast = _fast_list(s)
+        if fast is not None:
+            out.items = fast
+            return out
     for start, end, _nxt in _spans(s):
         inquote = False
         if s[start] == '"' and end - start >= 1 and s[end - 1] == '"' and end - start > 1:

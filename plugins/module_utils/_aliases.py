@@ -88,6 +88,12 @@ def parse_aliases(text, source="aliases"):
 
 
 def _with_lines(items, raw):
+    if len(raw.spans) == 1:
+        line = raw.line
+        for item in items:
+            del item["offset"]
+            item["line"] = line
+        return items
     for item in items:
         item["line"] = line_of(raw, item.pop("offset"))
     return items
@@ -268,7 +274,7 @@ def _valid(resolver, key, domain):
     """Would the secondary accept key@domain at RCPT time (verify = recipient)?"""
     address = top_address(key, domain)
     seen = []
-    for _ in range(110):
+    for _step in range(110):
         k, dom, folded, _shown = resolver.info(address)
         if dom not in resolver.domains:
             return True

@@ -64,7 +64,7 @@ def alias_line(draw):
 
 alias_text = st.lists(alias_line(), max_size=6).map("\n".join)
 include_texts = st.dictionaries(
-    st.sampled_from(INCLUDE_PATHS), st.lists(item, max_size=4).map(lambda xs: "\n".join(xs)), max_size=4
+    st.sampled_from(INCLUDE_PATHS), st.lists(item, max_size=4).map("\n".join), max_size=4
 )
 
 

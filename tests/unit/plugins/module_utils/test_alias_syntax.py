@@ -262,6 +262,11 @@ def test_include_paths_resolve_like_the_file_system():
     }
 
 
+def test_include_file_used_as_directory():
+    got = leaves("k: :include:/l/a/\n", "k", includes={"/l/a": "a@r.example"})
+    assert got == {("defer", "error in redirect data: failed to open included file /l/a/: Not a directory")}
+
+
 def test_include_directory_texts():
     missing = leaves("k: :include:/com/inc/none\n", "k", include_directory="/com/inc")
     assert missing == {
