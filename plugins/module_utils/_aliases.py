@@ -241,9 +241,9 @@ def top_address(key, domain):
 def _route_one(resolver, key, domain, entries):
     address = top_address(key, domain)
     res = resolver.route(address)
-    leaves = set(res.leaves)
+    leaves = res.leaves
     if res.blackhole and not leaves:
-        leaves.add(("blackhole", ""))
+        leaves = {("blackhole", "")}
     lvl = resolver.level(key, domain) if key in entries else None
     if lvl is None or lvl.outcome == "decline":
         if key in resolver.users:
