@@ -167,9 +167,10 @@ def time_model(site: dict, runs: int) -> dict:
         routes.append(t2 - t1)
         totals.append(t2 - t0)
         n_routes = len(table["routes"])
-    return {"runs": runs, "routes": n_routes, "total_s": _summary(totals), "cpu_s": _summary(cpus),
-            "parse_s": _summary(parses), "route_s": _summary(routes),
-            "errors": len(parsed.get("errors", []))}  # fmt: skip
+    summary = {"runs": runs, "routes": n_routes, "total_s": _summary(totals), "cpu_s": _summary(cpus),
+               "parse_s": _summary(parses), "route_s": _summary(routes),
+               "errors": len(parsed.get("errors", []))}  # fmt: skip
+    return summary, table["routes"]
 
 
 # Runs inside the container: wall-clock and CPU time (user + system of exim and the
@@ -220,14 +221,14 @@ def time_exim(site: dict, sample: list[str]) -> dict:
             baseline = _timed("each", ["true"], addresses)
             each = _timed("each", exim, addresses)
             (batch,) = _timed("all", exim, addresses)
-            # check that exim really routed them (a broken config would be fast too)
-            checked = exim_truth.bt(cfg, sample[:20])
+            # what exim made of them, to check the model on the same data
+            checked = exim_truth.bt(cfg, sample)
     if len(each) != len(sample):
         raise exim_truth.HarnessError(f"timed {len(each)} of {len(sample)} addresses")
     bad = [lp for lp, leaves in checked.items() if not leaves]
     if bad:
         raise exim_truth.HarnessError(f"exim gave no leaves for {bad}")
-    return {
+    return checked, {
         "sample": len(sample),
         "timer_overhead_s": _summary([w for w, _c in baseline]),
         "per_address_s": _summary([w for w, _c in each]),
@@ -272,7 +273,7 @@ def main() -> int:
     print(f"generated {len(site['keys'])} aliases, {len(site['includes'])} include files, "
           f"{len(site['users'])} users, {len(site['aliases']) / 1e6:.1f} MB in {gen_s:.1f} s")  # fmt: skip
 
-    model = time_model(site, args.runs)
+    model, routes = time_model(site, args.runs)
     n = len(site["keys"])
     per_alias = model["total_s"]["median"] / n
     per_alias_cpu = model["cpu_s"]["median"] / n
@@ -288,7 +289,12 @@ def main() -> int:
 
     rng = random.Random(args.seed + 1)
     sample = rng.sample(site["keys"], min(args.sample, n))
-    exim = time_exim(site, sample)
+    exim_says, exim = time_exim(site, sample)
+    differ = sorted(lp for lp in sample if routes.get(lp, {}).get("leaves") != exim_says[lp])
+    exim["model_agrees"] = len(sample) - len(differ)
+    exim["model_differs_on"] = differ[:20]
+    print(f"the model's leaves equal exim's for {exim['model_agrees']} of {len(sample)} sampled aliases"
+          + (f"; differ: {', '.join(differ[:5])}" if differ else ""))  # fmt: skip
     ms = {k: v * 1e3 for k, v in exim["per_address_s"].items()}
     cpu_ms = exim["per_address_cpu_s"]["median"] * 1e3
     print(f"stock exim -bt, {exim['sample']} addresses, one exim process each: median {ms['median']:.2f} ms "
