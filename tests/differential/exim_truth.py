@@ -548,12 +548,13 @@ def exim_leaves(
     local_parts: list[str] | None = None,
     batch: int = BATCH,
     include_directory: str | None = INCLUDE_DIR,
+    domain: str = LOCAL_DOMAINS[0],
 ) -> dict[str, dict[str, list[dict]]]:
     """Route every key of every alias file (or the given ones) through stock exim.
 
     With include_directory=None the alias router has no include_directory (Debian's
     stock system_aliases router); the include files stay in the same place.
-    Returns ``{file name: {local part: leaves}}``.
+    Keys are routed as key@domain (a local domain). Returns ``{file name: {local part: leaves}}``.
     """
     corpus = load_corpus(corpus_dir)
     names = files if files is not None else sorted(corpus["aliases"])
@@ -564,7 +565,7 @@ def exim_leaves(
         for name in names:
             lps = local_parts if local_parts is not None else lsearch_keys(corpus["aliases"][name])
             cfg = config_path(name, include_directory)
-            out[name] = bt(cfg, [ascii_lower(lp) for lp in lps], batch=batch)
+            out[name] = bt(cfg, [ascii_lower(lp) for lp in lps], domain=domain, batch=batch)
     return out
 
 

@@ -22,9 +22,15 @@ MIN_LOCAL_PARTS = 300
 ALIAS_FILES = sorted(p.name for p in (CORPUS / "aliases").iterdir() if p.is_file())
 # Both strategies must give the same leaves (they differ only in what the secondary punts).
 STRATEGIES = ("patch", "precompute")
-# The alias router with include_directory (the include dir of the corpus) and without
-# it (Debian's stock system_aliases router); the model is told the same.
-VARIANTS = {"incdir": exim_truth.INCLUDE_DIR, "noincdir": None}
+# (include_directory, domains): the alias router with include_directory (the include
+# dir of the corpus) and without it (Debian's stock system_aliases router), keys routed
+# at gnu.test; and keys routed at the second local domain. The model is told the same.
+GNU, FSF = exim_truth.LOCAL_DOMAINS
+VARIANTS = {
+    "incdir": (exim_truth.INCLUDE_DIR, [GNU, FSF]),
+    "noincdir": (None, [GNU, FSF]),
+    "fsf": (exim_truth.INCLUDE_DIR, [FSF, GNU]),
+}
 
 
 def _fmt(leaves) -> str:
@@ -41,7 +47,7 @@ def _key_lines(text: str, local_part: str) -> str:
     return "(no line)"
 
 
-def _model_leaves(corpus: dict, strategy: str, include_directory: str | None) -> dict[str, dict]:
+def _model_leaves(corpus: dict, strategy: str, include_directory: str | None, domains: list) -> dict:
     """Run parse_aliases + secondary_routes for every file; {file: routes or exception}."""
     from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
         parse_aliases,
@@ -54,7 +60,7 @@ def _model_leaves(corpus: dict, strategy: str, include_directory: str | None) ->
             parsed = parse_aliases(text, source=name)
             table = secondary_routes(
                 parsed,
-                list(exim_truth.LOCAL_DOMAINS),
+                domains,
                 includes=corpus["includes"],
                 users=corpus["users"],
                 pfr_strategy=strategy,
@@ -126,13 +132,16 @@ def comparison(corpus) -> dict:
     """Route the whole corpus through exim and the model once; report mismatches per file."""
     start = time.monotonic()
     try:
-        truth = {v: exim_truth.exim_leaves(CORPUS, include_directory=d) for v, d in VARIANTS.items()}
+        truth = {
+            variant: exim_truth.exim_leaves(CORPUS, include_directory=directory, domain=domains[0])
+            for variant, (directory, domains) in VARIANTS.items()
+        }
     except exim_truth.HarnessError as exc:
         return {"error": f"stock exim is not available for the differential test: {exc}"}
     try:
         model = {
-            (variant, strategy): _model_leaves(corpus, strategy, directory)
-            for variant, directory in VARIANTS.items()
+            (variant, strategy): _model_leaves(corpus, strategy, directory, domains)
+            for variant, (directory, domains) in VARIANTS.items()
             for strategy in STRATEGIES
         }
     except ImportError as exc:
