@@ -15,6 +15,7 @@ See docs/aliases.md for the semantics and every finding code.
 
 from __future__ import absolute_import, division, print_function
 
+import gc
 import re
 from collections.abc import Mapping, Sequence
 
@@ -53,8 +54,25 @@ def _text(text, what):
     return text
 
 
+class _NoGC:
+    """Pause the cyclic garbage collector: the model builds many objects and no cycles."""
+
+    def __enter__(self):
+        self.enabled = gc.isenabled()
+        gc.disable()
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            gc.enable()
+
+
 def parse_aliases(text, source="aliases"):
     """Parse an exim alias file (lsearch) into entries, errors and findings."""
+    with _NoGC():
+        return _parse_aliases(text, source)
+
+
+def _parse_aliases(text, source):
     text = _text(text, source)
     entries = {}
     errors = []
@@ -177,6 +195,11 @@ def secondary_routes(
     parsed, domains, includes=None, users=None, pfr_strategy="patch", source="aliases", include_directory=None
 ):
     """Routing table of a secondary MX for the parsed alias data."""
+    with _NoGC():
+        return _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory)
+
+
+def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory):
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
