@@ -11,6 +11,8 @@ when there is one, a ``message`` and, where a rewrite helps, a
 
 from __future__ import absolute_import, division, print_function
 
+from ._alias_address import ascii_lower
+
 _SWALLOWED = ("include:", "fail:", "defer:", "blackhole:", "unknown:")
 
 
@@ -304,11 +306,18 @@ def _loop_findings(resolver, entries, lines, source):
 def _dangling(resolver, entries, domain, source, lines):
     """Local targets of an alias that are neither aliases nor local users."""
     out = []
+    domains = resolver.domains
     for key in sorted(entries):
         lvl = resolver.level(key, domain)
         for kind, value, item, origin in lvl.children:
             if kind != "address":
                 continue
+            if (
+                '"' not in value
+                and "\\" not in value
+                and ascii_lower(value[value.rfind("@") + 1 :]) not in domains
+            ):
+                continue  # plain off-site address
             target, dom, _folded, _shown = resolver.info(value)
             if dom not in resolver.domains or target in resolver.users:
                 continue
