@@ -78,21 +78,26 @@ test: collection image
 	echo "=== make test: all steps passed"
 
 # Everything the lab, the scenarios and the tests made: containers and
-# networks (by label, by name prefix, by lab image), the lab images, the
-# sanity copy. Other Docker objects are left alone.
+# networks (by label, by name prefix, by lab image), the lab images and the
+# images built on them (they inherit the smartmx.recipe label), the sanity
+# copy. Other Docker objects are left alone.
 clean:
 	-@if command -v molecule >/dev/null; then molecule destroy --all >/dev/null 2>&1 || true; fi
 	@ids=$$( { docker ps -aq --filter label=smartmx.lab; docker ps -aq --filter name=^/smartmx-; \
-	    for img in $$(docker image ls -q 'smartmx-lab/*' | sort -u); do docker ps -aq --filter ancestor=$$img; done; } | sort -u); \
+	    for img in $$( { docker image ls -q 'smartmx-lab/*'; docker image ls -q --filter label=smartmx.recipe; } | sort -u); do \
+	        docker ps -aq --filter ancestor=$$img; done; } | sort -u); \
 	    [ -z "$$ids" ] || docker rm -f $$ids >/dev/null; \
 	    echo "removed $$(echo $$ids | wc -w) container(s)"
 	@ids=$$(docker network ls -q --filter label=smartmx.lab); \
 	    [ -z "$$ids" ] || docker network rm $$ids >/dev/null; \
 	    echo "removed $$(echo $$ids | wc -w) network(s)"
-	@refs=$$(docker image ls --format '{{.Repository}}:{{.Tag}}' 'smartmx-lab/*' | grep -v '<none>' || true); \
+	@refs=$$( { docker image ls --format '{{.Repository}}:{{.Tag}}' 'smartmx-lab/*'; \
+	    docker image ls --format '{{.Repository}}:{{.Tag}}' --filter label=smartmx.recipe; } | grep -v '<none>' | sort -u); \
 	    [ -z "$$refs" ] || docker rmi $$refs >/dev/null; \
 	    echo "removed image(s): $$(echo $$refs)"
-	@ids=$$(docker image ls -q --filter dangling=true --filter label=smartmx.recipe | sort -u); \
-	    [ -z "$$ids" ] || docker rmi $$ids >/dev/null; \
-	    echo "removed $$(echo $$ids | wc -w) superseded lab image(s)"
+	@for pass in 1 2 3; do \
+	    ids=$$(docker image ls -q --filter dangling=true --filter label=smartmx.recipe | sort -u); \
+	    [ -n "$$ids" ] || break; \
+	    docker rmi $$ids >/dev/null || true; \
+	done; echo "removed superseded lab images"
 	rm -rf .cache/sanity
