@@ -21,7 +21,7 @@ MAX_INCLUDE_DEPTH = 50
 class Level:
     """The outcome of one redirection."""
 
-    __slots__ = ("children", "include_pfr", "include_problems", "message", "outcome", "pfr")
+    __slots__ = ("children", "include_pfr", "include_problems", "message", "offsite", "outcome", "pfr")
 
     def __init__(self):
         self.outcome = "ok"  # ok, decline, fail, defer, blackhole
@@ -30,6 +30,7 @@ class Level:
         self.pfr = False
         self.include_pfr = []  # (include path, item)
         self.include_problems = []  # (code, include path, item, file holding the item or None)
+        self.offsite = None  # set by the resolver: the addresses, when all children are plain off-site
 
 
 class IncludeCache:

@@ -87,7 +87,23 @@ class Resolver:
         got = per.get(key)
         if got is None:
             got = per[key] = one_level(self.entries[key], domain, self.cache)
+            if got.outcome == "ok":
+                got.offsite = self._offsite(got.children)
         return got
+
+    def _offsite(self, children):
+        """Shown addresses if every child is a plain off-site address, else None."""
+        out = []
+        domains = self.domains
+        for kind, value, _item, _origin in children:
+            if kind != "address" or '"' in value or "\\" in value:
+                return None
+            at = value.rfind("@")
+            dom = ascii_lower(value[at + 1 :])
+            if dom in domains:
+                return None
+            out.append(value[: at + 1] + dom)
+        return out
 
     def info(self, address):
         """(lookup key, lower-case domain, folded address, address as shown) of an address."""

@@ -261,7 +261,21 @@ def top_address(key, domain):
     return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
 
 
+_DELIVER_REASON = "the secondary expands it, delivers off-site addresses, punts local ones"
+
+
 def _route_one(resolver, key, domain, entries):
+    if key in entries:
+        offsite = resolver.level(key, domain).offsite
+        if offsite:  # the common case: forwards only
+            addresses = sorted(set(offsite))
+            return {
+                "action": "deliver",
+                "leaves": [{"type": "address", "value": a} for a in addresses],
+                "deliver": addresses,
+                "punt": [],
+                "reason": _DELIVER_REASON,
+            }
     address = top_address(key, domain)
     res = resolver.route(address)
     leaves = res.leaves
@@ -289,7 +303,7 @@ def _route_one(resolver, key, domain, entries):
         leaves,
         res.deliver,
         res.punt,
-        "the secondary expands it, delivers off-site addresses, punts local ones",
+        _DELIVER_REASON,
     )
 
 
