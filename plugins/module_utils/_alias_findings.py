@@ -59,6 +59,8 @@ def parse_findings(raw_entries, duplicates, entries, source):
 
 
 def _raw_findings(raw, source):
+    if not raw.dropped and not raw.backslash and not raw.data.startswith(_SWALLOWED):
+        return []
     out = []
     key = raw.key.lower()
     for line in raw.dropped:
@@ -105,8 +107,11 @@ def _raw_findings(raw, source):
 
 
 def _entry_findings(key, entry, source):
-    out = []
     error = entry.get("error")
+    items = entry["items"]
+    if not error and (not items or items[-1]["type"] not in ("fail", "defer", "blackhole")):
+        return []  # the special items always end a list
+    out = []
     if error:
         out.append(
             finding(
