@@ -19,7 +19,10 @@ mkdir -p "$results"
 log="$results/exim_build-$stamp.log"
 summary="$results/exim_build-$stamp.txt"
 SMARTMX_CACHE_DIR=$(mktemp -d /tmp/smartmx-exim-bench.XXXXXX)
-export SMARTMX_CACHE_DIR
+# A container name of its own, so a concurrent `molecule test --all` from
+# another checkout cannot destroy the host under measurement.
+EXIM_BUILD_INSTANCE=smartmx-exim-bench-$$
+export SMARTMX_CACHE_DIR EXIM_BUILD_INSTANCE
 
 timed() {  # timed NAME CMD... : run CMD, print and record its wall time
   local name=$1 start end
@@ -33,7 +36,8 @@ timed() {  # timed NAME CMD... : run CMD, print and record its wall time
 
 {
   echo "exim_build benchmark $stamp on $(hostname) ($(nproc) cores)"
-  echo "cache: $SMARTMX_CACHE_DIR"
+  echo "cache: $SMARTMX_CACHE_DIR, instance: $EXIM_BUILD_INSTANCE"
+  echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$summary"
 
 molecule destroy -s exim_build >>"$log" 2>&1
@@ -45,5 +49,6 @@ timed warm molecule converge -s exim_build
 molecule destroy -s exim_build >>"$log" 2>&1
 timed test molecule test -s exim_build
 grep -h "built on" "$log" | sed 's/^[^a-z]*//; s/"//g' | tee -a "$summary" || true
+echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
 rm -rf "$SMARTMX_CACHE_DIR"
 echo "summary: $summary"
