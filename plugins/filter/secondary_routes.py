@@ -7,12 +7,18 @@ from ansible_collections.smartmx.exim.plugins.module_utils._aliases import Alias
 
 
 def secondary_routes_filter(
-    parsed, domains, includes=None, users=None, pfr_strategy="patch", source="aliases"
+    parsed, domains, includes=None, users=None, pfr_strategy="patch", source="aliases", include_directory=None
 ):
     """Jinja2 adapter for secondary_routes."""
     try:
         return secondary_routes(
-            parsed, domains, includes=includes, users=users, pfr_strategy=pfr_strategy, source=source
+            parsed,
+            domains,
+            includes=includes,
+            users=users,
+            pfr_strategy=pfr_strategy,
+            source=source,
+            include_directory=include_directory,
         )
     except AliasInputError as exc:
         where = f" (line {exc.line})" if exc.line else ""
