@@ -57,6 +57,9 @@ def _text(text, what):
 class _NoGC:
     """Pause the cyclic garbage collector: the model builds many objects and no cycles."""
 
+    def __init__(self):
+        self.enabled = gc.isenabled()
+
     def __enter__(self):
         self.enabled = gc.isenabled()
         gc.disable()
