@@ -439,13 +439,40 @@ def _classify(lines: list[str], i: int) -> str:
     return "verdict"
 
 
+def _starts_report(lines: list[str], i: int) -> bool:
+    """Whether lines[i] begins a new report (or the ancestry of the current one)."""
+    line = lines[i]
+    if line.startswith("    <-- "):
+        return True
+    if not line.strip() or line.startswith(" "):
+        return False
+    if _classify(lines, i) != "verdict":
+        return True
+    return bool(_RE_DISCARD.match(line) or _RE_DEFER.match(line) or _RE_FAIL.match(line))
+
+
+def _message(first: str | None, lines: list[str], i: int) -> tuple[str, int]:
+    """A :fail:/:defer: text from an include file runs to the end of that file, so it
+    may span lines: take the lines after lines[i] up to the next report or ancestry."""
+    text = [first or ""]
+    j = i + 1
+    while j < len(lines) and not _starts_report(lines, j):
+        text.append(lines[j])
+        j += 1
+    while len(text) > 1 and not text[-1]:
+        text.pop()  # the empty line at the very end of the output
+    return "\n".join(text), j
+
+
 def parse_group(lines: list[str]) -> list[dict]:
     """Turn the -bt output for one top-level address into sorted, unique leaves."""
     leaves: set[tuple[str, str]] = set()
-    lines = [line for line in lines if line.strip()]
-    for i, line in enumerate(lines):
-        if line.startswith(" "):
-            continue  # ancestry, router, transport and host lines belong to the line above
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        if not line.strip() or line.startswith(" "):
+            i += 1  # ancestry, router, transport and host lines belong to the line above
+            continue
         kind = _classify(lines, i)
         if kind == "routed":
             j = i + 1
@@ -473,17 +500,20 @@ def parse_group(lines: list[str]) -> list[dict]:
         elif m := _RE_DISCARD.match(line):
             leaves.add(("blackhole", ""))
         elif m := _RE_DEFER.match(line):
+            msg, i = _message(m.group("msg"), lines, i)
             # exim prints "unknown error" when the deferral carries no message.
-            msg = m.group("msg") or ""
             leaves.add(("defer", "" if msg == "unknown error" else msg))
+            continue
         elif m := _RE_FAIL.match(line):
-            msg = m.group("msg") or ""
+            msg, i = _message(m.group("msg"), lines, i)
             if msg == "Unrouteable address":
                 leaves.add(("unknown", _norm_address(m.group("addr"))))
             else:
                 leaves.add(("fail", msg))
+            continue
         else:
             raise HarnessError(f"cannot parse exim -bt line {line!r}")
+        i += 1
     return [{"type": t, "value": v} for t, v in sorted(leaves)]
 
 

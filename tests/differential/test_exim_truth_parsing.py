@@ -76,6 +76,23 @@ adb@gnu.test
         "tricky-fail@gnu.test is undeliverable: use a -> /b instead",
         leaves(("fail", "use a -> /b instead")),
     ),
+    "multi-line message from an include file, then a child": (
+        """via@gnu.test is undeliverable: closed,
+# x
+  nemo
+
+more text
+x@y -> /z
+    <-- via@gnu.test
+adb@gnu.test
+    <-- via@gnu.test
+  router = local_user, transport = local_delivery""",
+        leaves(("fail", "closed,\n# x\n  nemo\n\nmore text\nx@y -> /z"), ("local", "adb")),
+    ),
+    "multi-line deferral at the end of the output": (
+        "mldefer@gnu.test cannot be resolved at this time: later\nsee above\n",
+        leaves(("defer", "later\nsee above")),
+    ),
     "quoted local parts": (
         """"a,b"@example.org
     <-- qcomma@gnu.test
