@@ -54,6 +54,8 @@ def _special(s, start, kind, skip):
 
 def _address_item(item, offset):
     """An item that is not special: address, local part, pipe, file or directory."""
+    if item[:1] in ("|", "/") and "@" not in item:
+        return None, item  # without '@' it cannot parse as an address with a domain: pfr
     recipient = None
     has_domain = False
     backslash = False

@@ -312,6 +312,10 @@ def _route_one(resolver, key, domain, entries):
 
 def _valid(resolver, key, domain):
     """Would the secondary accept key@domain at RCPT time (verify = recipient)?"""
+    if key in resolver.entries and resolver.strategy == "patch":
+        lvl = resolver.level(key, domain)
+        if lvl.outcome == "ok" and (lvl.pfr or len(lvl.children) != 1 or lvl.offsite):
+            return True  # the common cases, decided without building the address
     address = top_address(key, domain)
     seen = []
     for _step in range(110):
