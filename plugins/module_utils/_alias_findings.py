@@ -314,6 +314,8 @@ def _dangling(resolver, entries, domain, source, lines):
     domains = resolver.domains
     for key in sorted(entries):
         lvl = resolver.level(key, domain)
+        if lvl.offsite:
+            continue  # forwards only
         for kind, value, item, origin in lvl.children:
             if kind != "address":
                 continue

@@ -86,8 +86,8 @@ class RawEntry:
         self.data = ""
         self.spans = []  # (offset in data, physical line)
         self.colon = False
-        self.dropped = []  # indented lines after a blank or comment line
-        self.backslash = []  # lines ending in a backslash that is continued
+        self.dropped = ()  # indented lines after a blank or comment line
+        self.backslash = ()  # lines ending in a backslash that is continued
 
 
 def _after_key(text, i):
@@ -120,10 +120,10 @@ def read_lsearch(text):
             if current is None:
                 continue
             if ended:
-                current.dropped.append(lineno)
+                current.dropped += (lineno,)
                 continue
             if parts[-1].endswith("\\"):
-                current.backslash.append(last)
+                current.backslash += (last,)
             body = " " + line.lstrip(C_SPACE)
             current.spans.append((length + 1, lineno))
             parts.append(body)
@@ -133,7 +133,7 @@ def read_lsearch(text):
         if current is not None:
             current.data = "".join(parts)
             if not ended and parts[-1].endswith("\\"):
-                current.backslash.append(last)
+                current.backslash += (last,)
         key, i, _quoted = _read_key(line)
         current = RawEntry(key, lineno)
         i, current.colon = _after_key(line, i)
