@@ -18,11 +18,15 @@ Private to smartmx.exim.  Rules taken from the code, not the manual:
 
 from __future__ import absolute_import, division, print_function
 
+import re
+
 from ._alias_address import C_SPACE, ascii_lower
 
 _ESC = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _OCT = "01234567"
 _HEX = "0123456789abcdefABCDEF"
+_PLAIN_KEY_END = re.compile(r"[^: \t\n\v\f\r]*").match
+_AFTER_KEY = re.compile(r"[ \t\n\v\f\r]*(:[ \t\n\v\f\r]*)?").match
 
 
 def _escape(s, i):
@@ -68,10 +72,7 @@ def _read_key(line):
         if i < n:
             i += 1
         return "".join(out), i, True
-    i = 0
-    n = len(line)
-    while i < n and line[i] != ":" and line[i] not in C_SPACE:
-        i += 1
+    i = _PLAIN_KEY_END(line).end()
     return line[:i], i, False
 
 
@@ -91,16 +92,8 @@ class RawEntry:
 
 
 def _after_key(text, i):
-    n = len(text)
-    while i < n and text[i] in C_SPACE:
-        i += 1
-    colon = False
-    if i < n and text[i] == ":":
-        colon = True
-        i += 1
-        while i < n and text[i] in C_SPACE:
-            i += 1
-    return i, colon
+    m = _AFTER_KEY(text, i)
+    return m.end(), m.group(1) is not None
 
 
 def read_lsearch(text):

@@ -22,6 +22,9 @@ _SIMPLE = re.compile(
     rf"({_ATOM}(?:\.{_ATOM})*)(?:@([A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9][A-Za-z0-9-]*)*))?\Z"
 )
 _HARD = re.compile(r'[\\"(<#\n]')
+_HARD_NOT_NL = re.compile(r'[\\"(<#]').search
+# A whole list that is one double-quoted pipe or file without '@', backslash or quote.
+_QUOTED_PFR = re.compile(r'"([|/](?:[^"\\\n@]*[^"\\\n@ \t\v\f\r])?)"[ \t\n\v\f\r]*\Z').match
 _UNKNOWN = ":unknown:"
 
 
@@ -88,7 +91,7 @@ def _address_item(item, offset):
 
 
 def _pfr(text, inquote, offset):
-    if inquote:
+    if inquote and "\\" in text:
         out = []
         i = 0
         while i < len(text):
@@ -154,7 +157,12 @@ def _fast_list(s):
         value = value.rstrip(C_SPACE)
         if not value:
             continue
-        if value[0] in ":|/@":
+        if value[0] in "|/":
+            if "@" in value:
+                return None
+            items.append(_pfr(value, False, start))
+            continue
+        if value[0] in ":@":
             return None
         m = simple(value)
         if m is None:
@@ -166,10 +174,15 @@ def _fast_list(s):
 def parse_list(s):
     """Parse one redirection list (alias data or include text) into a Parsed."""
     out = Parsed()
-    if _HARD.search(s) is None:
-        fast = _fast_list(s)
+    if _HARD_NOT_NL(s) is None:
+        fast = _fast_list(s.replace("\n", ",") if "\n" in s else s)
         if fast is not None:
             out.items = fast
+            return out
+    else:
+        quoted = _QUOTED_PFR(s)
+        if quoted is not None:
+            out.items.append(_pfr(quoted.group(1), False, quoted.start(1)))
             return out
     for start, end, _nxt in _spans(s):
         inquote = False
