@@ -8,6 +8,8 @@
 #   warm  - converge on a fresh host with the cache filled by the cold run
 #   test  - the whole `molecule test -s exim_build` with the cache filled
 # Usage: bench/exim_build.sh            (logs in bench/results/)
+#        bench/exim_build.sh CACHE_DIR  (skip cold: reuse a cache that a cold
+#                                        run of this script filled)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # shellcheck disable=SC1091
@@ -18,11 +20,14 @@ results=bench/results
 mkdir -p "$results"
 log="$results/exim_build-$stamp.log"
 summary="$results/exim_build-$stamp.txt"
-SMARTMX_CACHE_DIR=$(mktemp -d /tmp/smartmx-exim-bench.XXXXXX)
-# A container name of its own, so a concurrent `molecule test --all` from
-# another checkout cannot destroy the host under measurement.
+json="$results/exim_build-$stamp.json"
+reuse=${1:-}
+SMARTMX_CACHE_DIR=${reuse:-$(mktemp -d /tmp/smartmx-exim-bench.XXXXXX)}
+# A container name and a molecule state directory of its own, so a concurrent
+# molecule run of the same scenario cannot touch the host under measurement.
 EXIM_BUILD_INSTANCE=smartmx-exim-bench-$$
-export SMARTMX_CACHE_DIR EXIM_BUILD_INSTANCE
+MOLECULE_EPHEMERAL_DIRECTORY=$(mktemp -d /tmp/smartmx-exim-bench-state.XXXXXX)
+export SMARTMX_CACHE_DIR EXIM_BUILD_INSTANCE MOLECULE_EPHEMERAL_DIRECTORY
 
 timed() {  # timed NAME CMD... : run CMD, print and record its wall time
   local name=$1 start end
@@ -40,15 +45,28 @@ timed() {  # timed NAME CMD... : run CMD, print and record its wall time
   echo "load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
 } | tee "$summary"
 
-molecule destroy -s exim_build >>"$log" 2>&1
-molecule create -s exim_build >>"$log" 2>&1
-timed cold molecule converge -s exim_build
-molecule destroy -s exim_build >>"$log" 2>&1
+if [ -z "$reuse" ]; then
+  molecule destroy -s exim_build >>"$log" 2>&1
+  molecule create -s exim_build >>"$log" 2>&1
+  timed cold molecule converge -s exim_build
+  molecule destroy -s exim_build >>"$log" 2>&1
+fi
 molecule create -s exim_build >>"$log" 2>&1
 timed warm molecule converge -s exim_build
 molecule destroy -s exim_build >>"$log" 2>&1
 timed test molecule test -s exim_build
-grep -h "built on" "$log" | sed 's/^[^a-z]*//; s/"//g' | tee -a "$summary" || true
+# the role's "built on ... in H:MM:SS" line, unwrapped from molecule's console
+grep -h -A1 "built on" "$log" | sed 's/\x1b\[[0-9;]*m//g; s/^[^a-z0-9]*//; s/"//g' |
+  paste -sd' ' | tee -a "$summary" || true
 echo "load average at end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$summary"
-rm -rf "$SMARTMX_CACHE_DIR"
-echo "summary: $summary"
+awk -v stamp="$stamp" '
+  /^(cold|warm|test) / {t[$1] = $2}
+  /^load average at start/ {ls = $5 " " $6 " " $7}
+  /^load average at end/ {le = $5 " " $6 " " $7}
+  /built on/ {b = $NF}
+  END {printf "{\"date\": \"%s\", \"cold_s\": %s, \"warm_s\": %s, \"test_s\": %s, " \
+       "\"build_delta\": \"%s\", \"load_start\": \"%s\", \"load_end\": \"%s\"}\n",
+       stamp, (t["cold"] == "" ? "null" : t["cold"]), t["warm"], t["test"], b, ls, le}' "$summary" >"$json"
+[ -n "$reuse" ] || rm -rf "$SMARTMX_CACHE_DIR"
+rm -rf "$MOLECULE_EPHEMERAL_DIRECTORY"
+echo "summary: $summary, $json"
