@@ -26,6 +26,7 @@ _ESC = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t", "v": "\v"}
 _OCT = "01234567"
 _HEX = "0123456789abcdefABCDEF"
 _PLAIN_KEY_END = re.compile(r"[^: \t\n\v\f\r]*").match
+_PLAIN_KEY_LINE = re.compile(r"([^: \t\n\v\f\r]*)[ \t\n\v\f\r]*(:[ \t\n\v\f\r]*)?").match
 _AFTER_KEY = re.compile(r"[ \t\n\v\f\r]*(:[ \t\n\v\f\r]*)?").match
 
 
@@ -85,7 +86,7 @@ class RawEntry:
         self.key = key
         self.line = line
         self.data = ""
-        self.spans = []  # (offset in data, physical line)
+        self.spans = [(0, line)]  # (offset in data, physical line)
         self.colon = False
         self.dropped = ()  # indented lines after a blank or comment line
         self.backslash = ()  # lines ending in a backslash that is continued
@@ -127,13 +128,18 @@ def read_lsearch(text):
             current.data = "".join(parts)
             if not ended and parts[-1].endswith("\\"):
                 current.backslash += (last,)
-        key, i, _quoted = _read_key(line)
-        current = RawEntry(key, lineno)
-        i, current.colon = _after_key(line, i)
+        if line[0] == '"':
+            key, i, _quoted = _read_key(line)
+            current = RawEntry(key, lineno)
+            i, current.colon = _after_key(line, i)
+        else:  # _read_key and _after_key in one match
+            m = _PLAIN_KEY_LINE(line)
+            current = RawEntry(m.group(1), lineno)
+            i = m.end()
+            current.colon = m.group(2) is not None
         parts = [line[i:]]
         length = len(parts[0])
         last = lineno
-        current.spans.append((0, lineno))
         ended = False
         entries.append(current)
     if current is not None:

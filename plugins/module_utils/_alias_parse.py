@@ -21,6 +21,9 @@ _ATOM = r"[^\x00-\x20()<>@,;:\\\".\[\]\x7f]+"
 _SIMPLE = re.compile(
     rf"({_ATOM}(?:\.{_ATOM})*)(?:@([A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9][A-Za-z0-9-]*)*))?\Z"
 )
+# A whole list that is one such item (not a pipe or file), with white space around.
+_DOMAIN = r"[A-Za-z0-9][A-Za-z0-9-]*(?:\.[A-Za-z0-9][A-Za-z0-9-]*)*"
+_ONE = re.compile(rf"[ \t\n\v\f\r]*((?![|/]){_ATOM}(?:\.{_ATOM})*(@{_DOMAIN})?)[ \t\n\v\f\r]*\Z").match
 _HARD = re.compile(r'[\\"(<#\n]')
 _HARD_NOT_NL = re.compile(r'[\\"(<#]').search
 # A whole list that is one double-quoted pipe or file without '@', backslash or quote.
@@ -175,6 +178,11 @@ def parse_list(s):
     """Parse one redirection list (alias data or include text) into a Parsed."""
     out = Parsed()
     if _HARD_NOT_NL(s) is None:
+        one = _ONE(s)
+        if one is not None:
+            kind = "address" if one.group(2) is not None else "local"
+            out.items.append({"type": kind, "value": one.group(1), "offset": one.start(1)})
+            return out
         fast = _fast_list(s.replace("\n", ",") if "\n" in s else s)
         if fast is not None:
             out.items = fast
