@@ -178,8 +178,12 @@ def route_findings(parsed, entries, resolver, routes, users, domain, source, com
     """Findings that need routing: includes, pfr, loops, dangling targets."""
     out = []
     lines = {k: e.get("line") for k, e in parsed["entries"].items() if isinstance(e, dict)}
-    for key in sorted(entries):
-        lvl = resolver.level(key, domain)
+    keys = sorted(entries)
+    levels = resolver.levels.get(domain, {})
+    for key in keys:
+        lvl = levels.get(key) or resolver.level(key, domain)
+        if not lvl.include_problems and not lvl.include_pfr and key not in pfr_keys:
+            continue
         for code, path, item, origin in lvl.include_problems:
             file, line = _where(resolver.cache, source, origin, item)
             text = {
@@ -218,7 +222,7 @@ def route_findings(parsed, entries, resolver, routes, users, domain, source, com
             )
         )
     out.extend(_loop_findings(resolver, entries, lines, source))
-    out.extend(_dangling(resolver, entries, domain, source, lines))
+    out.extend(_dangling(resolver, entries, domain, source, lines, keys))
     return out
 
 
@@ -308,14 +312,16 @@ def _loop_findings(resolver, entries, lines, source):
     return out
 
 
-def _dangling(resolver, entries, domain, source, lines):
+def _dangling(resolver, entries, domain, source, lines, keys):
     """Local targets of an alias that are neither aliases nor local users."""
     out = []
     domains = resolver.domains
-    for key in sorted(entries):
-        lvl = resolver.level(key, domain)
-        if lvl.offsite:
-            continue  # forwards only
+    level = resolver.level
+    levels = resolver.levels.get(domain, {})
+    for key in keys:
+        lvl = levels.get(key) or level(key, domain)
+        if lvl.offsite or not lvl.children:
+            continue  # forwards only, or nothing generated
         for kind, value, item, origin in lvl.children:
             if kind != "address":
                 continue

@@ -81,6 +81,10 @@ class Resolver:
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
 
     def level(self, key, domain):
+        try:
+            return self.levels[domain][key]
+        except KeyError:
+            pass
         per = self.levels.get(domain)
         if per is None:
             per = self.levels[domain] = {}

@@ -82,11 +82,12 @@ def _parse_aliases(text, source):
     raw_entries = read_lsearch(text)
     duplicates = []
     for raw in raw_entries:
-        key = fold_key(raw.key)
+        key = raw.key
+        key = key.lower() if key.isascii() else fold_key(key)
         if key in entries or not raw.key:
             duplicates.append((raw, entries.get(key)))
             continue
-        if is_filter(raw.data):
+        if "#" in raw.data and is_filter(raw.data):
             # rda.c: a filter; the aliases router does not allow filters, so exim defers
             parsed = Parsed()
             parsed.stop, parsed.message = "filter", "filtering not enabled"
@@ -132,7 +133,9 @@ def _rebuild(key, entry):
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise AliasInputError(f"entry {key!r}: items must be a list")
     for pos, item in enumerate(items):
-        if (
+        # plain dicts of the right shape first: the ABC checks below are slower
+        plain = type(item) is dict and item.get("type") in _KINDS and type(item.get("value")) is str
+        if not plain and (
             not isinstance(item, Mapping)
             or item.get("type") not in _KINDS
             or not isinstance(item.get("value"), str)
@@ -186,12 +189,13 @@ def _includes(includes):
 
 def own_pfr_keys(entries, cache, domain, resolver):
     """Aliases whose own expansion (one level, with includes) needs pfr."""
-    return {key for key in entries if _own_pfr(key, domain, resolver)}
-
-
-def _own_pfr(key, domain, resolver):
-    lvl = resolver.level(key, domain)
-    return lvl.outcome == "ok" and lvl.pfr
+    level = resolver.level
+    out = set()
+    for key in entries:
+        lvl = level(key, domain)
+        if lvl.pfr and lvl.outcome == "ok":
+            out.add(key)
+    return out
 
 
 def secondary_routes(
@@ -217,7 +221,12 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
     resolver.levels = probe.levels
     routes = {}
     complex_keys = []
+    levels = resolver.levels.get(first, {})
     for key in sorted(set(entries) | set(users)):
+        lvl = levels.get(key)
+        if lvl is not None and lvl.offsite:  # the common case: forwards only
+            routes[key] = _offsite_route(lvl.offsite)
+            continue
         try:
             routes[key] = _route_one(resolver, key, first, entries)
         except TooComplex:
@@ -234,7 +243,7 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
     findings.extend(
         route_findings(parsed, entries, resolver, routes, users, first, source, complex_keys, pfr_keys)
     )
-    valid = sorted(lp + "@" + d for lp in routes if _valid(resolver, lp, first) for d in domains)
+    valid = _valid_list(resolver, routes, domains, levels)
     return {
         "routes": routes,
         "punt": sorted(punt_set),
@@ -267,18 +276,22 @@ def top_address(key, domain):
 _DELIVER_REASON = "the secondary expands it, delivers off-site addresses, punts local ones"
 
 
+def _offsite_route(offsite):
+    addresses = sorted(set(offsite)) if len(offsite) > 1 else offsite[:]
+    return {
+        "action": "deliver",
+        "leaves": [{"type": "address", "value": a} for a in addresses],
+        "deliver": addresses,
+        "punt": [],
+        "reason": _DELIVER_REASON,
+    }
+
+
 def _route_one(resolver, key, domain, entries):
     if key in entries:
         offsite = resolver.level(key, domain).offsite
         if offsite:  # the common case: forwards only
-            addresses = sorted(set(offsite))
-            return {
-                "action": "deliver",
-                "leaves": [{"type": "address", "value": a} for a in addresses],
-                "deliver": addresses,
-                "punt": [],
-                "reason": _DELIVER_REASON,
-            }
+            return _offsite_route(offsite)
     address = top_address(key, domain)
     res = resolver.route(address)
     leaves = res.leaves
@@ -310,10 +323,27 @@ def _route_one(resolver, key, domain, entries):
     )
 
 
-def _valid(resolver, key, domain):
+def _valid_list(resolver, keys, domains, levels):
+    """Every address the secondary accepts at RCPT time, sorted."""
+    first = domains[0]
+    patch = resolver.strategy == "patch"
+    out = []
+    for key in keys:
+        lvl = levels.get(key) if patch else None
+        if lvl is not None and lvl.offsite and lvl.outcome == "ok":
+            pass  # the common case, decided without building the address
+        elif not _valid(resolver, key, first, levels):
+            continue
+        for domain in domains:
+            out.append(key + "@" + domain)
+    out.sort()
+    return out
+
+
+def _valid(resolver, key, domain, levels):
     """Would the secondary accept key@domain at RCPT time (verify = recipient)?"""
-    if key in resolver.entries and resolver.strategy == "patch":
-        lvl = resolver.level(key, domain)
+    if resolver.strategy == "patch" and key in resolver.entries:
+        lvl = levels.get(key) or resolver.level(key, domain)
         if lvl.outcome == "ok" and (lvl.pfr or len(lvl.children) != 1 or lvl.offsite):
             return True  # the common cases, decided without building the address
     address = top_address(key, domain)
