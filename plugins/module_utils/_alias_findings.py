@@ -13,6 +13,7 @@ from __future__ import absolute_import, division, print_function
 
 from ._alias_address import ascii_lower
 
+_STOPS = ("fail", "defer", "blackhole")
 _SWALLOWED = ("include:", "fail:", "defer:", "blackhole:", "unknown:")
 
 
@@ -52,9 +53,12 @@ def parse_findings(raw_entries, duplicates, entries, source):
             )
         )
     for raw in raw_entries:
-        out.extend(_raw_findings(raw, source))
+        if raw.dropped or raw.backslash or raw.data.startswith(_SWALLOWED):
+            out.extend(_raw_findings(raw, source))
     for key, entry in entries.items():
-        out.extend(_entry_findings(key, entry, source))
+        items = entry["items"]
+        if "error" in entry or (items and items[-1]["type"] in _STOPS):
+            out.extend(_entry_findings(key, entry, source))
     return out
 
 

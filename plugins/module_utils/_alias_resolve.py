@@ -81,10 +81,6 @@ class Resolver:
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
 
     def level(self, key, domain):
-        try:
-            return self.levels[domain][key]
-        except KeyError:
-            pass
         per = self.levels.get(domain)
         if per is None:
             per = self.levels[domain] = {}
@@ -103,10 +99,11 @@ class Resolver:
             if kind != "address" or '"' in value or "\\" in value:
                 return None
             at = value.rfind("@")
-            dom = ascii_lower(value[at + 1 :])
+            raw = value[at + 1 :]
+            dom = raw.lower() if raw.isascii() else ascii_lower(raw)
             if dom in domains:
                 return None
-            out.append(value[: at + 1] + dom)
+            out.append(value if dom == raw else value[: at + 1] + dom)
         return out
 
     def info(self, address):
@@ -199,9 +196,10 @@ class Resolver:
                 if child_depth <= MAX_ANCESTORS and '"' not in value and "\\" not in value:
                     # fast path for a plain off-site address: no Result of its own
                     at = value.rfind("@")
-                    dom = ascii_lower(value[at + 1 :])
+                    raw = value[at + 1 :]
+                    dom = raw.lower() if raw.isascii() else ascii_lower(raw)
                     if dom not in domains:
-                        child = value[: at + 1] + dom
+                        child = value if dom == raw else value[: at + 1] + dom
                         leaves.add(("address", child))
                         if not whole:
                             res.deliver.add(child)

@@ -24,7 +24,7 @@ from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
 from ._alias_lsearch import fold_key, line_of, read_lsearch
 from ._alias_parse import Parsed, is_filter, parse_list
-from ._alias_resolve import Resolver, TooComplex
+from ._alias_resolve import Resolver, Result, TooComplex
 
 STRATEGIES = ("patch", "precompute")
 _STOPS = ("fail", "defer", "blackhole")
@@ -93,7 +93,14 @@ def _parse_aliases(text, source):
             parsed.stop, parsed.message = "filter", "filtering not enabled"
         else:
             parsed = parse_list(raw.data)
-        entry = {"line": raw.line, "key": raw.key, "items": _with_lines(parsed.items, raw)}
+        items = parsed.items
+        if len(raw.spans) == 1 and len(items) == 1:  # the common case of _with_lines
+            item = items[0]
+            del item["offset"]
+            item["line"] = raw.line
+        else:
+            items = _with_lines(items, raw)
+        entry = {"line": raw.line, "key": raw.key, "items": items}
         if parsed.stop in ("error", "filter"):
             err_line = line_of(raw, parsed.stop_offset)
             entry["error"] = {"line": err_line, "message": parsed.message}
@@ -190,9 +197,10 @@ def _includes(includes):
 def own_pfr_keys(entries, cache, domain, resolver):
     """Aliases whose own expansion (one level, with includes) needs pfr."""
     level = resolver.level
+    known = resolver.levels.get(domain, {})
     out = set()
     for key in entries:
-        lvl = level(key, domain)
+        lvl = known.get(key) or level(key, domain)
         if lvl.pfr and lvl.outcome == "ok":
             out.add(key)
     return out
@@ -287,11 +295,35 @@ def _offsite_route(offsite):
     }
 
 
+def _pfr_only(resolver, key, lvl, domain):
+    """Route of an alias whose expansion is only pipes, files and directories, or None."""
+    if lvl.outcome != "ok" or not lvl.pfr or any(c[0] not in PFR for c in lvl.children):
+        return None
+    if resolver.strategy != "patch" and key not in resolver.punt_set:
+        return None
+    address = key + "@" + domain
+    if address in resolver.memo or not _PLAIN_KEY.match(key):
+        return None
+    resolver.budget -= 1  # what resolver.route() spends on it, and remembers
+    if resolver.budget < 0:
+        raise TooComplex()
+    res = Result()
+    res.leaves = {(c[0], c[1]) for c in lvl.children}
+    res.punt = {address}
+    resolver.memo[address] = res
+    return _route_entry(
+        "punt", res.leaves, set(), res.punt, "its own expansion has a pipe, file or directory: punted whole"
+    )
+
+
 def _route_one(resolver, key, domain, entries):
     if key in entries:
-        offsite = resolver.level(key, domain).offsite
-        if offsite:  # the common case: forwards only
-            return _offsite_route(offsite)
+        lvl = resolver.level(key, domain)
+        if lvl.offsite:  # the common case: forwards only
+            return _offsite_route(lvl.offsite)
+        route = _pfr_only(resolver, key, lvl, domain)
+        if route is not None:
+            return route
     address = top_address(key, domain)
     res = resolver.route(address)
     leaves = res.leaves
