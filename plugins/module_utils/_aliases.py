@@ -140,8 +140,8 @@ def _rebuild(key, entry):
     if isinstance(items, (str, bytes)) or not isinstance(items, Sequence):
         raise AliasInputError(f"entry {key!r}: items must be a list")
     for pos, item in enumerate(items):
-        # plain dicts of the right shape first: the ABC checks below are slower
-        plain = type(item) is dict and item.get("type") in _KINDS and type(item.get("value")) is str
+        # dicts of the right shape first: the Mapping check below is slower
+        plain = isinstance(item, dict) and item.get("type") in _KINDS and isinstance(item.get("value"), str)
         if not plain and (
             not isinstance(item, Mapping)
             or item.get("type") not in _KINDS
