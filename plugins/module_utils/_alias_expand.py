@@ -140,6 +140,22 @@ def _include(item, domain, cache, level, chain):
     return None
 
 
+def single_level(item, domain):
+    """one_level() of a list that is exactly one address, local part, pipe, file or directory.
+
+    ``item`` is the plain-data item itself (the secondary's fast lane stores it
+    in place of a parsed list); the result equals one_level() of that list.
+    """
+    level = Level()
+    kind = item["type"]
+    if kind == "local":
+        level.children.append(("address", item["value"] + "@" + domain, item, None))
+    else:
+        level.children.append(("address" if kind == "address" else kind, item["value"], item, None))
+        level.pfr = kind in PFR
+    return level
+
+
 def one_level(parsed, domain, cache):
     """Expand one alias list (already parsed) for an address in ``domain``."""
     level = Level()

@@ -11,6 +11,8 @@ when there is one, a ``message`` and, where a rewrite helps, a
 
 from __future__ import absolute_import, division, print_function
 
+from collections.abc import Mapping
+
 from ._alias_address import ascii_lower
 
 _STOPS = ("fail", "defer", "blackhole")
@@ -178,11 +180,25 @@ def _where(cache, source, origin, item):
     return origin, _include_line(cache, origin, item)
 
 
-def route_findings(parsed, entries, resolver, routes, users, domain, source, complex_keys, pfr_keys):
-    """Findings that need routing: includes, pfr, loops, dangling targets."""
+class _Lines:
+    """Line of each alias, looked up when a finding needs it."""
+
+    def __init__(self, entries):
+        self.entries = entries
+
+    def get(self, key):
+        entry = self.entries.get(key)
+        return entry.get("line") if isinstance(entry, Mapping) else None
+
+
+def route_findings(parsed, entries, resolver, users, domain, source, complex_keys, pfr_keys, keys):
+    """Findings that need routing: includes, pfr, loops, dangling targets.
+
+    ``keys`` (sorted) are the aliases to look at: the others are one plain
+    off-site address or one pipe, file or directory, which have none.
+    """
     out = []
-    lines = {k: e.get("line") for k, e in parsed["entries"].items() if isinstance(e, dict)}
-    keys = sorted(entries)
+    lines = _Lines(parsed["entries"])
     levels = resolver.levels.get(domain, {})
     for key in keys:
         lvl = levels.get(key) or resolver.level(key, domain)

@@ -97,15 +97,45 @@ def _after_key(text, i):
     return m.end(), m.group(1) is not None
 
 
-def read_lsearch(text):
-    """Split lsearch text into RawEntry objects, in file order (duplicates kept)."""
+# The first character of a line that can start a one-line fast-lane entry, and
+# of a line that can follow one (a new key line: not blank, comment or continuation).
+_NOT_KEY_START = frozenset(' \t\n\v\f\r#":')
+_NOT_NEXT = frozenset(" \t\n\v\f\r#")
+
+
+def read_lsearch(text, fast=None):
+    """Split lsearch text into entries, in file order (duplicates kept).
+
+    Every entry is a RawEntry, except where ``fast`` is given: a key line that
+    is followed by another key line (so the entry is that one line) and that
+    ``fast(line)`` matches becomes the tuple (match, line number).
+    """
     entries = []
     current = None
     ended = False  # a blank or comment line ended the current entry
     parts = []
     length = 0
     last = 0  # physical line of the last piece of the current entry
-    for lineno, raw in enumerate(text.split("\n"), 1):
+    lines = text.split("\n")
+    count = len(lines)
+    for lineno, raw in enumerate(lines, 1):
+        if (
+            fast is not None
+            and lineno < count
+            and raw[:1] not in _NOT_KEY_START
+            and lines[lineno][:1] not in _NOT_NEXT
+            and raw
+            and lines[lineno]
+        ):
+            m = fast(raw)
+            if m is not None:
+                if current is not None:
+                    current.data = "".join(parts)
+                    if not ended and parts[-1].endswith("\\"):
+                        current.backslash += (last,)
+                    current = None
+                entries.append((m, lineno))
+                continue
         line = raw.rstrip(C_SPACE)
         if not line or line[0] == "#":
             ended = current is not None

@@ -24,7 +24,7 @@ acyclic alias data is resolved in linear time.
 from __future__ import absolute_import, division, print_function
 
 from ._alias_address import ascii_lower, split_address
-from ._alias_expand import PFR, one_level
+from ._alias_expand import PFR, one_level, single_level
 
 MAX_ANCESTORS = 101
 _INF = 1 << 30
@@ -65,7 +65,7 @@ class Resolver:
     """Resolve addresses against one set of alias data."""
 
     def __init__(self, entries, cache, users, domains, strategy, punt_set, budget=3000000):
-        self.entries = entries  # folded key -> Parsed
+        self.entries = entries  # folded key -> Parsed, or the item of a one-item list
         self.cache = cache
         self.users = users  # folded name -> flags
         self.domains = domains  # set of lower-case local domains
@@ -86,7 +86,11 @@ class Resolver:
             per = self.levels[domain] = {}
         got = per.get(key)
         if got is None:
-            got = per[key] = one_level(self.entries[key], domain, self.cache)
+            parsed = self.entries[key]
+            if isinstance(parsed, dict):
+                got = per[key] = single_level(parsed, domain)
+            else:
+                got = per[key] = one_level(parsed, domain, self.cache)
             if got.outcome == "ok":
                 got.offsite = self._offsite(got.children)
         return got
@@ -144,7 +148,9 @@ class Resolver:
             if parent is not None:
                 self.loops.add((parent, shown, key in self.users))
             return res
-        memo = self.memo.get(folded)
+        # Not at the top: a remembered result shows the address as it was first
+        # generated (its case), while the top address is the one the table is about.
+        memo = self.memo.get(folded) if depth else None
         if memo is not None and depth + memo.height <= MAX_ANCESTORS:
             return memo
         if key in self.entries:

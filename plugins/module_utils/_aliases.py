@@ -22,8 +22,8 @@ from collections.abc import Mapping, Sequence
 from ._alias_address import ascii_lower
 from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
-from ._alias_lsearch import fold_key, line_of, read_lsearch
-from ._alias_parse import Parsed, is_filter, parse_list
+from ._alias_lsearch import RawEntry, fold_key, line_of, read_lsearch
+from ._alias_parse import FAST_LINE, Parsed, fast_item, is_filter, parse_list
 from ._alias_resolve import Resolver, Result, TooComplex
 
 STRATEGIES = ("patch", "precompute")
@@ -75,13 +75,25 @@ def parse_aliases(text, source="aliases"):
         return _parse_aliases(text, source)
 
 
-def _parse_aliases(text, source):
+def _parse_aliases(text, source, fast=True):
+    """parse_aliases(); ``fast=False`` turns the one-line fast lane off (for tests)."""
     text = _text(text, source)
     entries = {}
     errors = []
-    raw_entries = read_lsearch(text)
+    raw_entries = read_lsearch(text, FAST_LINE if fast else None)
     duplicates = []
+    slow = []
     for raw in raw_entries:
+        if isinstance(raw, tuple):
+            match, line = raw
+            key = match.group(1)
+            folded = key.lower() if key.isascii() else fold_key(key)
+            if folded in entries:
+                duplicates.append((RawEntry(key, line), entries[folded]))
+                continue
+            entries[folded] = {"line": line, "key": key, "items": [fast_item(match, line)]}
+            continue
+        slow.append(raw)
         key = raw.key
         key = key.lower() if key.isascii() else fold_key(key)
         if key in entries or not raw.key:
@@ -112,7 +124,7 @@ def _parse_aliases(text, source):
         "entries": entries,
         "errors": errors,
         "source": source,
-        "findings": parse_findings(raw_entries, duplicates, entries, source),
+        "findings": parse_findings(slow, duplicates, entries, source),
     }
 
 
@@ -194,16 +206,63 @@ def _includes(includes):
     return out
 
 
-def own_pfr_keys(entries, cache, domain, resolver):
+def own_pfr_keys(keys, domain, resolver):
     """Aliases whose own expansion (one level, with includes) needs pfr."""
     level = resolver.level
     known = resolver.levels.get(domain, {})
     out = set()
-    for key in entries:
+    for key in keys:
         lvl = known.get(key) or level(key, domain)
         if lvl.pfr and lvl.outcome == "ok":
             out.add(key)
     return out
+
+
+def _lanes(raw_entries, domains):
+    """Validate the entries and sort out the two shapes most aliases have.
+
+    Returns (entries, offsite, pfr, rest): ``entries`` maps every key to its
+    parsed list (for a one-item list: the item itself); ``offsite`` maps the
+    keys whose list is one plain off-site address to that address as routed;
+    ``pfr`` maps the keys whose list is one pipe, file or directory (not
+    /dev/null) to that item; ``rest`` lists the other keys.  The two lanes
+    route without the resolver: their outcome depends on nothing else.
+    """
+    entries = {}
+    offsite = {}
+    pfr = {}
+    rest = []
+    for key, entry in raw_entries.items():
+        # Plain data as parse_aliases returns it; anything else (other mappings
+        # or sequences) takes the general path with its checks.
+        if isinstance(entry, dict) and "error" not in entry:
+            items = entry.get("items")
+            if isinstance(items, list) and len(items) == 1:
+                item = items[0]
+                if isinstance(item, dict):
+                    kind = item.get("type")
+                    value = item.get("value")
+                    if isinstance(value, str):
+                        if kind == "address" and '"' not in value and "\\" not in value:
+                            at = value.rfind("@")
+                            raw = value[at + 1 :]
+                            dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+                            if dom not in domains:
+                                entries[key] = item
+                                offsite[key] = value if dom == raw else value[: at + 1] + dom
+                                continue
+                        elif kind in PFR and value != "/dev/null" and _PLAIN_KEY.match(key):
+                            entries[key] = item
+                            pfr[key] = item
+                            continue
+                        elif kind in ("address", "local"):
+                            entries[key] = item
+                            rest.append(key)
+                            continue
+        if isinstance(entry, Mapping):
+            entries[key] = _rebuild(key, entry)
+            rest.append(key)
+    return entries, offsite, pfr, rest
 
 
 def secondary_routes(
@@ -214,25 +273,44 @@ def secondary_routes(
         return _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory)
 
 
+_PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
+
+
 def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory):
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
-    entries = {key: _rebuild(key, e) for key, e in parsed["entries"].items() if isinstance(e, Mapping)}
+    domain_set = set(domains)
+    entries, offsite, pfr_lane, rest = _lanes(parsed["entries"], domain_set)
+    rest.sort()
     first = domains[0]
-    probe = Resolver(entries, cache, users, set(domains), "patch", set())
-    pfr_keys = own_pfr_keys(entries, cache, first, probe)
+    probe = Resolver(entries, cache, users, domain_set, "patch", set())
+    pfr_keys = own_pfr_keys(rest, first, probe)
+    pfr_keys.update(pfr_lane)
     punt_set = {u for u in users if u not in entries or probe.level(u, first).outcome == "decline"}
     if pfr_strategy == "precompute":
         punt_set |= pfr_keys
-    resolver = Resolver(entries, cache, users, set(domains), pfr_strategy, punt_set)
+    resolver = Resolver(entries, cache, users, domain_set, pfr_strategy, punt_set)
     resolver.levels = probe.levels
     routes = {}
+    for key, address in offsite.items():
+        routes[key] = _offsite_route([address])
+    for key, item in pfr_lane.items():
+        address = key + "@" + first
+        routes[key] = {
+            "action": "punt",
+            "leaves": [{"type": item["type"], "value": item["value"]}],
+            "deliver": [],
+            "punt": [address],
+            "reason": _PFR_REASON,
+        }
     complex_keys = []
     levels = resolver.levels.get(first, {})
-    for key in sorted(set(entries) | set(users)):
+    others = rest + [u for u in users if u not in entries]
+    others.sort()
+    for key in others:
         lvl = levels.get(key)
-        if lvl is not None and lvl.offsite:  # the common case: forwards only
+        if lvl is not None and lvl.offsite:  # forwards only
             routes[key] = _offsite_route(lvl.offsite)
             continue
         try:
@@ -247,11 +325,12 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
                 "the model gave up: pathological loops",
             )
             resolver.budget = 200000
+    routes = {key: routes[key] for key in sorted(routes)}
     findings = list(parsed.get("findings") or [])
     findings.extend(
-        route_findings(parsed, entries, resolver, routes, users, first, source, complex_keys, pfr_keys)
+        route_findings(parsed, entries, resolver, users, first, source, complex_keys, pfr_keys, rest)
     )
-    valid = _valid_list(resolver, routes, domains, levels)
+    valid = _valid_list(resolver, others, domains, levels, [*offsite, *pfr_lane])
     return {
         "routes": routes,
         "punt": sorted(punt_set),
@@ -301,19 +380,17 @@ def _pfr_only(resolver, key, lvl, domain):
         return None
     if resolver.strategy != "patch" and key not in resolver.punt_set:
         return None
-    address = key + "@" + domain
-    if address in resolver.memo or not _PLAIN_KEY.match(key):
+    if not _PLAIN_KEY.match(key):
         return None
+    address = key + "@" + domain
     resolver.budget -= 1  # what resolver.route() spends on it, and remembers
     if resolver.budget < 0:
         raise TooComplex()
     res = Result()
     res.leaves = {(c[0], c[1]) for c in lvl.children}
     res.punt = {address}
-    resolver.memo[address] = res
-    return _route_entry(
-        "punt", res.leaves, set(), res.punt, "its own expansion has a pipe, file or directory: punted whole"
-    )
+    resolver.memo.setdefault(address, res)
+    return _route_entry("punt", res.leaves, set(), res.punt, _PFR_REASON)
 
 
 def _route_one(resolver, key, domain, entries):
@@ -343,9 +420,7 @@ def _route_one(resolver, key, domain, entries):
     if lvl.outcome == "fail":
         return _route_entry("fail", leaves, set(), set(), "the alias fails: " + lvl.message)
     if res.punt == {address} and not res.deliver and lvl.pfr:
-        return _route_entry(
-            "punt", leaves, set(), res.punt, "its own expansion has a pipe, file or directory: punted whole"
-        )
+        return _route_entry("punt", leaves, set(), res.punt, _PFR_REASON)
     return _route_entry(
         "deliver",
         leaves,
@@ -355,11 +430,17 @@ def _route_one(resolver, key, domain, entries):
     )
 
 
-def _valid_list(resolver, keys, domains, levels):
-    """Every address the secondary accepts at RCPT time, sorted."""
+def _valid_list(resolver, keys, domains, levels, always):
+    """Every address the secondary accepts at RCPT time, sorted.
+
+    ``always`` are keys known to be valid (the fast lanes), ``keys`` the others.
+    """
     first = domains[0]
     patch = resolver.strategy == "patch"
     out = []
+    for domain in domains:
+        suffix = "@" + domain
+        out.extend([key + suffix for key in always])
     for key in keys:
         lvl = levels.get(key) if patch else None
         if lvl is not None and lvl.offsite and lvl.outcome == "ok":

@@ -49,6 +49,16 @@ def test_pipe_alias_is_punted_whole():
     assert route["action"] == "punt"
 
 
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+@pytest.mark.parametrize(
+    "second", ['"|/usr/lib/mailman/mail/mailman post list"', "a@r.example, /com/archive/list"]
+)
+def test_alias_reached_first_in_other_case_is_still_punted_under_its_own_name(strategy, second):
+    # "a" sorts first and generates "List@..."; the route of "list" is about list@...
+    route = table(f"a: List\nlist: {second}\n", strategy=strategy)["routes"]["list"]
+    assert (route["action"], route["deliver"], route["punt"]) == ("punt", [], ["list@example.org"])
+
+
 def test_pfr_in_include_punts_and_is_reported():
     result = table("team: :include:/l/team\n", includes={"/l/team": "a@r.example\n/var/arch/team\n"})
     assert result["routes"]["team"]["action"] == "punt"
