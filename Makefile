@@ -53,6 +53,7 @@ lint: collection
 	ansible-lint
 	ruff check .
 	ruff format --check .
+	shellcheck -x $$(git ls-files '*.sh') .ci/run .ci/sanity
 
 sanity: collection
 	.ci/sanity
