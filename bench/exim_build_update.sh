@@ -91,6 +91,6 @@ case "${now#* }" in hi*) ;; *) fail "not held after the update: $now" ;; esac
 fact | grep -q '"update_available":false' || fail "still reported as outdated: $(fact)"
 grep -q "built_on: $builder" "$SMARTMX_CACHE_DIR"/debs/*rehearsal1*/BUILDINFO ||
   fail "no build record of $update from $builder"
-docker exec "$target" /usr/sbin/exim4 -bP router 2>/dev/null | grep -q transport_pfr ||
+docker exec "$target" /usr/sbin/exim4 -bP routers 2>/dev/null | grep -q transport_pfr ||
   fail "the installed exim does not know transport_pfr"
 say "OK: $running was reported outdated, $update was built on the builder, installed and held"
