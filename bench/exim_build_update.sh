@@ -23,6 +23,7 @@ target=$EXIM_BUILD_INSTANCE
 builder=$EXIM_BUILD_INSTANCE-builder
 repo=/srv/rehearsal
 
+# (pipefail is on: grep reads all its input, never -q, so no writer dies of SIGPIPE)
 say() { echo "$*" | tee -a "$summary"; }
 fail() { say "FAILED: $*"; exit 1; }
 cleanup() { molecule destroy -s exim_build >>"$log" 2>&1 || true; }
@@ -54,11 +55,12 @@ done
 update="$newest+rehearsal1"
 base=${running%+smartmx*}
 if on "$target" "dpkg --compare-versions '$newest' gt '$base'"; then outdated=true; else outdated=false; fi
-fact | grep -q "\"update_available\":$outdated" ||
+fact | grep "\"update_available\":$outdated" >/dev/null ||
   fail "Debian offers $newest, the target runs $base: update_available should be $outdated"
 say "Debian offers at most exim4 $newest; publishing exim4 $update (the code of $base)"
 on "$builder" "
   set -e
+  apt-get update -q >/dev/null
   command -v dpkg-source >/dev/null || apt-get install -y -q dpkg-dev >/dev/null
   rm -rf $repo && mkdir -p $repo/work && cd $repo/work
   apt-get source -q --only-source exim4=$base >/dev/null 2>&1
@@ -88,9 +90,9 @@ now=$(installed)
 say "after the update: $now; recorded: $(fact)"
 [ "${now%% *}" = "$update+smartmx1" ] || fail "installed ${now%% *}, expected $update+smartmx1"
 case "${now#* }" in hi*) ;; *) fail "not held after the update: $now" ;; esac
-fact | grep -q '"update_available":false' || fail "still reported as outdated: $(fact)"
+fact | grep '"update_available":false' >/dev/null || fail "still reported as outdated: $(fact)"
 grep -q "built_on: $builder" "$SMARTMX_CACHE_DIR"/debs/*rehearsal1*/BUILDINFO ||
   fail "no build record of $update from $builder"
-docker exec "$target" /usr/sbin/exim4 -bP routers 2>/dev/null | grep -q transport_pfr ||
+docker exec "$target" /usr/sbin/exim4 -bP routers 2>/dev/null | grep transport_pfr >/dev/null ||
   fail "the installed exim does not know transport_pfr"
 say "OK: $running was reported outdated, $update was built on the builder, installed and held"
