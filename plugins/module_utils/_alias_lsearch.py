@@ -103,6 +103,13 @@ _NOT_KEY_START = frozenset(' \t\n\v\f\r#":')
 _NOT_NEXT = frozenset(" \t\n\v\f\r#")
 
 
+def _close(entry, parts, ended, last):
+    """An entry ends at a new key line: join its data, note a trailing backslash."""
+    entry.data = "".join(parts)
+    if not ended and parts[-1].endswith("\\"):
+        entry.backslash += (last,)
+
+
 def read_lsearch(text, fast=None):
     """Split lsearch text into entries, in file order (duplicates kept).
 
@@ -130,9 +137,7 @@ def read_lsearch(text, fast=None):
             m = fast(raw)
             if m is not None:
                 if current is not None:
-                    current.data = "".join(parts)
-                    if not ended and parts[-1].endswith("\\"):
-                        current.backslash += (last,)
+                    _close(current, parts, ended, last)
                     current = None
                 entries.append((m, lineno))
                 continue
@@ -155,9 +160,7 @@ def read_lsearch(text, fast=None):
             last = lineno
             continue
         if current is not None:
-            current.data = "".join(parts)
-            if not ended and parts[-1].endswith("\\"):
-                current.backslash += (last,)
+            _close(current, parts, ended, last)
         if line[0] == '"':
             key, i, _quoted = _read_key(line)
             current = RawEntry(key, lineno)

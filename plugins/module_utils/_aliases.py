@@ -296,6 +296,7 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
     for key, address in offsite.items():
         routes[key] = _offsite_route([address])
     for key, item in pfr_lane.items():
+        # _route_entry's shape, written out: one leaf needs no sorting (measurably faster)
         address = key + "@" + first
         routes[key] = {
             "action": "punt",
