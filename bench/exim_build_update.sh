@@ -48,15 +48,12 @@ say "running: $running; recorded: $(fact)"
 running=${running%% *}
 
 # 2. publish a newer exim4 source in a local archive on the builder and the target
-newest=
-for v in $(on "$target" "apt-cache madison exim4 | awk -F'|' '{gsub(/ /, \"\", \$2); print \$2}'"); do
-  if [ -z "$newest" ] || on "$target" "dpkg --compare-versions '$v' gt '$newest'"; then newest=$v; fi
-done
+# (newer than the newest Debian offers, which the role recorded as "upstream";
+# the scenario's verify step checks that figure against apt)
+newest=$(fact | sed -n 's/.*"upstream":"\([^"]*\)".*/\1/p')
+[ -n "$newest" ] || fail "no upstream version in the recorded currency: $(fact)"
 update="$newest+rehearsal1"
 base=${running%+smartmx*}
-if on "$target" "dpkg --compare-versions '$newest' gt '$base'"; then outdated=true; else outdated=false; fi
-fact | grep "\"update_available\":$outdated" >/dev/null ||
-  fail "Debian offers $newest, the target runs $base: update_available should be $outdated"
 say "Debian offers at most exim4 $newest; publishing exim4 $update (the code of $base)"
 on "$builder" "
   set -e
@@ -95,4 +92,4 @@ grep -q "built_on: $builder" "$SMARTMX_CACHE_DIR"/debs/*rehearsal1*/BUILDINFO ||
   fail "no build record of $update from $builder"
 docker exec "$target" /usr/sbin/exim4 -bP routers 2>/dev/null | grep transport_pfr >/dev/null ||
   fail "the installed exim does not know transport_pfr"
-say "OK: $running was reported outdated, $update was built on the builder, installed and held"
+say "OK: $update was reported, built on the builder, installed over $running and held"
