@@ -37,7 +37,7 @@ class TooComplex(Exception):
 class Result:
     """What routing one address produced."""
 
-    __slots__ = ("blackhole", "cut", "deliver", "height", "hit", "leaves", "punt")
+    __slots__ = ("blackhole", "cut", "deliver", "height", "hit", "leaves", "punt", "whole")
 
     def __init__(self):
         self.leaves = set()
@@ -47,6 +47,16 @@ class Result:
         self.hit = _INF  # smallest ancestor depth matched by a loop skip below
         self.height = 0
         self.cut = False  # the ancestor limit deferred something below
+        self.whole = None  # the address, as shown, when it is punted whole
+
+    def copy_for(self, shown):
+        """This result for the same address generated with another case."""
+        res = Result()
+        res.leaves, res.deliver, res.blackhole = self.leaves, self.deliver, self.blackhole
+        res.hit, res.height, res.cut = self.hit, self.height, self.cut
+        res.punt = {shown}
+        res.whole = shown
+        return res
 
     def absorb(self, other, secondary=True):
         self.leaves |= other.leaves
@@ -152,6 +162,8 @@ class Resolver:
         # generated (its case), while the top address is the one the table is about.
         memo = self.memo.get(folded) if depth else None
         if memo is not None and depth + memo.height <= MAX_ANCESTORS:
+            if memo.whole is not None and memo.whole != shown:
+                return memo.copy_for(shown)  # punted whole: as generated here
             return memo
         if key in self.entries:
             res = Result()
@@ -221,4 +233,5 @@ class Resolver:
         if whole:
             res.punt = {shown}
             res.deliver = set()
+            res.whole = shown
         return True

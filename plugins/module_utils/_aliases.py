@@ -390,6 +390,7 @@ def _pfr_only(resolver, key, lvl, domain):
     res = Result()
     res.leaves = {(c[0], c[1]) for c in lvl.children}
     res.punt = {address}
+    res.whole = address
     resolver.memo.setdefault(address, res)
     return _route_entry("punt", res.leaves, set(), res.punt, _PFR_REASON)
 

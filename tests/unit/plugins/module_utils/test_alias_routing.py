@@ -59,6 +59,15 @@ def test_alias_reached_first_in_other_case_is_still_punted_under_its_own_name(st
     assert (route["action"], route["deliver"], route["punt"]) == ("punt", [], ["list@example.org"])
 
 
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+@pytest.mark.parametrize("second", ['"|/bin/cmd a,b"', "a@r.example, /com/archive/list"])
+def test_alias_punted_whole_is_punted_in_the_case_it_was_generated(strategy, second):
+    # "list" is routed first (it sorts first, or takes a fast lane); "list-archive"
+    # generates "List@...", and the secondary hands over the address it generated.
+    route = table(f"list: {second}\nlist-archive: List\n", strategy=strategy)["routes"]["list-archive"]
+    assert route["punt"] == ["List@example.org"]
+
+
 def test_pfr_in_include_punts_and_is_reported():
     result = table("team: :include:/l/team\n", includes={"/l/team": "a@r.example\n/var/arch/team\n"})
     assert result["routes"]["team"]["action"] == "punt"
