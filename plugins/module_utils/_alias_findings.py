@@ -191,7 +191,7 @@ class _Lines:
         return entry.get("line") if isinstance(entry, Mapping) else None
 
 
-def route_findings(parsed, entries, resolver, users, domain, source, complex_keys, pfr_keys, keys):
+def route_findings(parsed, entries, resolver, users, domain, source, complex_keys, keys):
     """Findings that need routing: includes, pfr, loops, dangling targets.
 
     ``keys`` (sorted) are the aliases to look at: the others are one plain
@@ -202,7 +202,8 @@ def route_findings(parsed, entries, resolver, users, domain, source, complex_key
     levels = resolver.levels.get(domain, {})
     for key in keys:
         lvl = levels.get(key) or resolver.level(key, domain)
-        if not lvl.include_problems and not lvl.include_pfr and key not in pfr_keys:
+        pfr = lvl.pfr and lvl.outcome == "ok"  # its own expansion needs pfr
+        if not lvl.include_problems and not lvl.include_pfr and not pfr:
             continue
         for code, path, item, origin in lvl.include_problems:
             file, line = _where(resolver.cache, source, origin, item)
@@ -228,7 +229,7 @@ def route_findings(parsed, entries, resolver, users, domain, source, complex_key
                     key,
                 )
             )
-        if key in pfr_keys:
+        if pfr:
             out.extend(_pfr_findings(key, entries[key], lvl, lines.get(key), source, entries))
     for key in complex_keys:
         out.append(

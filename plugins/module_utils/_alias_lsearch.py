@@ -97,9 +97,8 @@ def _after_key(text, i):
     return m.end(), m.group(1) is not None
 
 
-# The first character of a line that can start a one-line fast-lane entry, and
-# of a line that can follow one (a new key line: not blank, comment or continuation).
-_NOT_KEY_START = frozenset(' \t\n\v\f\r#":')
+# The first character of a line that can follow a one-line fast-lane entry (a
+# new key line: not blank, comment or continuation).
 _NOT_NEXT = frozenset(" \t\n\v\f\r#")
 
 
@@ -125,17 +124,14 @@ def read_lsearch(text, fast=None):
     last = 0  # physical line of the last piece of the current entry
     lines = text.split("\n")
     count = len(lines)
+    # fast() on every line at once (map runs in C); a match is a key line.
+    matches = list(map(fast, lines)) if fast is not None else [None] * count
+    matches.append(None)
     for lineno, raw in enumerate(lines, 1):
-        if (
-            fast is not None
-            and lineno < count
-            and raw[:1] not in _NOT_KEY_START
-            and lines[lineno][:1] not in _NOT_NEXT
-            and raw
-            and lines[lineno]
-        ):
-            m = fast(raw)
-            if m is not None:
+        m = matches[lineno - 1]
+        if m is not None and lineno < count:
+            after = matches[lineno]
+            if after is not None or (lines[lineno][:1] not in _NOT_NEXT and lines[lineno]):
                 if current is not None:
                     _close(current, parts, ended, last)
                     current = None

@@ -30,27 +30,36 @@ _HARD_NOT_NL = re.compile(r'[\\"(<#]').search
 _QUOTED_PFR = re.compile(r'"([|/](?:[^"\\\n@]*[^"\\\n@ \t\v\f\r])?)"[ \t\n\v\f\r]*\Z').match
 _UNKNOWN = ":unknown:"
 
-# A whole lsearch line whose entry is one plain item: a plain key (maximal, so
-# no backtracking into it), an optional colon, then one address or local part
-# as _ONE takes it (without '#', which could start a comment or a filter) or
-# one quoted pipe, file or directory as _QUOTED_PFR takes it.
+# A whole lsearch line whose entry is one line of plain items: a plain key
+# (maximal, so no backtracking into it), an optional colon, then addresses and
+# local parts as _ONE takes them (without '#', which could start a comment or
+# a filter) separated by commas, or one quoted pipe, file or directory as
+# _QUOTED_PFR takes it.
 _ATOM_NO_HASH = r"[^\x00-\x20()<>@,;:\\\".\[\]\x7f#]+"
+_PLAIN_ITEM = rf"(?![|/]){_ATOM_NO_HASH}(?:\.{_ATOM_NO_HASH})*(?:@{_DOMAIN})?"
 FAST_LINE = re.compile(
     r'([^: \t\n\v\f\r"#][^: \t\n\v\f\r]*)(?![^: \t\n\v\f\r])[ \t\v\f\r]*(?::[ \t\v\f\r]*)?'
-    rf"(?:((?![|/]){_ATOM_NO_HASH}(?:\.{_ATOM_NO_HASH})*(?:@{_DOMAIN})?)"
+    rf"(?:({_PLAIN_ITEM}(?:[ \t\v\f\r]*,[ \t\v\f\r]*{_PLAIN_ITEM})*)"
     r'|"([|/](?:[^"\\\n@]*[^"\\\n@ \t\v\f\r])?)")'
     r"[ \t\v\f\r]*\Z"
 ).match
+_BLANKS = " \t\v\f\r"
 
 
-def fast_item(match, line):
-    """The item of a FAST_LINE match, with its line."""
+def fast_items(match, line):
+    """The items of a FAST_LINE match, with their line."""
     value = match.group(2)
-    if value is not None:
-        return {"type": "address" if "@" in value else "local", "value": value, "line": line}
-    value = match.group(3)
-    kind = "pipe" if value[0] == "|" else "directory" if value[-1] == "/" else "file"
-    return {"type": kind, "value": value, "line": line}
+    if value is None:
+        value = match.group(3)
+        kind = "pipe" if value[0] == "|" else "directory" if value[-1] == "/" else "file"
+        return [{"type": kind, "value": value, "line": line}]
+    if "," not in value:
+        return [{"type": "address" if "@" in value else "local", "value": value, "line": line}]
+    items = []
+    for piece in value.split(","):
+        piece = piece.strip(_BLANKS)
+        items.append({"type": "address" if "@" in piece else "local", "value": piece, "line": line})
+    return items
 
 
 def Item(kind, value, offset, backslash=False):

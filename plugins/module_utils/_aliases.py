@@ -23,7 +23,7 @@ from ._alias_address import ascii_lower
 from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
 from ._alias_lsearch import RawEntry, fold_key, line_of, read_lsearch
-from ._alias_parse import FAST_LINE, Parsed, fast_item, is_filter, parse_list
+from ._alias_parse import FAST_LINE, Parsed, fast_items, is_filter, parse_list
 from ._alias_resolve import Resolver, Result, TooComplex
 
 STRATEGIES = ("patch", "precompute")
@@ -91,7 +91,7 @@ def _parse_aliases(text, source, fast=True):
             if folded in entries:
                 duplicates.append((RawEntry(key, line), entries[folded]))
                 continue
-            entries[folded] = {"line": line, "key": key, "items": [fast_item(match, line)]}
+            entries[folded] = {"line": line, "key": key, "items": fast_items(match, line)}
             continue
         slow.append(raw)
         key = raw.key
@@ -218,19 +218,23 @@ def own_pfr_keys(keys, domain, resolver):
     return out
 
 
-def _lanes(raw_entries, domains):
-    """Validate the entries and sort out the two shapes most aliases have.
+_DELIVER_REASON = "the secondary expands it, delivers off-site addresses, punts local ones"
+_PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
 
-    Returns (entries, offsite, pfr, rest): ``entries`` maps every key to its
-    parsed list (for a one-item list: the item itself); ``offsite`` maps the
-    keys whose list is one plain off-site address to that address as routed;
-    ``pfr`` maps the keys whose list is one pipe, file or directory (not
-    /dev/null) to that item; ``rest`` lists the other keys.  The two lanes
-    route without the resolver: their outcome depends on nothing else.
+
+def _lanes(raw_entries, domains, first):
+    """Validate the entries and route the two shapes most aliases have.
+
+    Returns (entries, routes, pfr, rest): ``entries`` maps every key to its
+    parsed list (for a one-item list: the item itself).  ``routes`` has every
+    key in file order; a list of plain off-site addresses, or of one pipe,
+    file or directory (not /dev/null), is routed here already, as nothing else
+    can change its route; ``pfr`` lists the keys of the second shape.  The
+    others, listed in ``rest``, have the route None until the resolver fills it.
     """
     entries = {}
-    offsite = {}
-    pfr = {}
+    routes = {}
+    pfr = []
     rest = []
     for key, entry in raw_entries.items():
         # Plain data as parse_aliases returns it; anything else (other mappings
@@ -249,20 +253,64 @@ def _lanes(raw_entries, domains):
                             dom = raw.lower() if raw.isascii() else ascii_lower(raw)
                             if dom not in domains:
                                 entries[key] = item
-                                offsite[key] = value if dom == raw else value[: at + 1] + dom
+                                if dom != raw:
+                                    value = value[: at + 1] + dom
+                                # _offsite_route([value]), written out: this is most aliases
+                                routes[key] = {
+                                    "action": "deliver",
+                                    "leaves": [{"type": "address", "value": value}],
+                                    "deliver": [value],
+                                    "punt": [],
+                                    "reason": _DELIVER_REASON,
+                                }
                                 continue
                         elif kind in PFR and value != "/dev/null" and _PLAIN_KEY.match(key):
                             entries[key] = item
-                            pfr[key] = item
+                            routes[key] = {
+                                "action": "punt",
+                                "leaves": [{"type": kind, "value": value}],
+                                "deliver": [],
+                                "punt": [key + "@" + first],
+                                "reason": _PFR_REASON,
+                            }
+                            pfr.append(key)
                             continue
                         elif kind in ("address", "local"):
                             entries[key] = item
+                            routes[key] = None
                             rest.append(key)
                             continue
+            elif isinstance(items, list) and items:
+                offsite = _all_offsite(items, domains)
+                if offsite is not None:
+                    parsed = Parsed()
+                    parsed.items = items
+                    entries[key] = parsed
+                    routes[key] = _offsite_route(offsite)
+                    continue
         if isinstance(entry, Mapping):
             entries[key] = _rebuild(key, entry)
+            routes[key] = None
             rest.append(key)
-    return entries, offsite, pfr, rest
+    return entries, routes, pfr, rest
+
+
+def _all_offsite(items, domains):
+    """The addresses as routed, if every item is a plain off-site address, else None."""
+    out = []
+    for item in items:
+        if not isinstance(item, dict) or item.get("type") != "address":
+            return None
+        value = item.get("value")
+        if not isinstance(value, str) or '"' in value or "\\" in value:
+            return None
+        at = value.rfind("@")
+        raw = value[at + 1 :]
+        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+        if dom in domains:
+            return None
+        out.append(value if dom == raw else value[: at + 1] + dom)
+    return out
 
 
 def secondary_routes(
@@ -273,40 +321,27 @@ def secondary_routes(
         return _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory)
 
 
-_PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
-
-
 def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory):
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
     domain_set = set(domains)
-    entries, offsite, pfr_lane, rest = _lanes(parsed["entries"], domain_set)
-    rest.sort()
     first = domains[0]
-    probe = Resolver(entries, cache, users, domain_set, "patch", set())
-    pfr_keys = own_pfr_keys(rest, first, probe)
-    pfr_keys.update(pfr_lane)
-    punt_set = {u for u in users if u not in entries or probe.level(u, first).outcome == "decline"}
+    # The routes follow the alias file's order, then come the users without an alias.
+    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first)
+    rest.sort()
+    resolver = Resolver(entries, cache, users, domain_set, "patch", set())
+    punt_set = {u for u in users if u not in entries or resolver.level(u, first).outcome == "decline"}
     if pfr_strategy == "precompute":
-        punt_set |= pfr_keys
-    resolver = Resolver(entries, cache, users, domain_set, pfr_strategy, punt_set)
-    resolver.levels = probe.levels
-    routes = {}
-    for key, address in offsite.items():
-        routes[key] = _offsite_route([address])
-    for key, item in pfr_lane.items():
-        # _route_entry's shape, written out: one leaf needs no sorting (measurably faster)
-        address = key + "@" + first
-        routes[key] = {
-            "action": "punt",
-            "leaves": [{"type": item["type"], "value": item["value"]}],
-            "deliver": [],
-            "punt": [address],
-            "reason": _PFR_REASON,
-        }
+        # stock exim: every alias whose own expansion needs pfr is punted whole
+        punt_set.update(own_pfr_keys(rest, first, resolver), pfr_lane)
+        levels = resolver.levels
+        resolver = Resolver(entries, cache, users, domain_set, pfr_strategy, punt_set)
+        resolver.levels = levels
+    else:
+        resolver.punt_set = punt_set
     complex_keys = []
-    levels = resolver.levels.get(first, {})
+    levels = resolver.levels.setdefault(first, {})
     others = rest + [u for u in users if u not in entries]
     others.sort()
     for key in others:
@@ -326,12 +361,9 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
                 "the model gave up: pathological loops",
             )
             resolver.budget = 200000
-    routes = {key: routes[key] for key in sorted(routes)}
     findings = list(parsed.get("findings") or [])
-    findings.extend(
-        route_findings(parsed, entries, resolver, users, first, source, complex_keys, pfr_keys, rest)
-    )
-    valid = _valid_list(resolver, others, domains, levels, [*offsite, *pfr_lane])
+    findings.extend(route_findings(parsed, entries, resolver, users, first, source, complex_keys, rest))
+    valid = _valid_list(resolver, routes, others, domains, levels)
     return {
         "routes": routes,
         "punt": sorted(punt_set),
@@ -359,9 +391,6 @@ def top_address(key, domain):
     if _PLAIN_KEY.match(key):
         return key + "@" + domain
     return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
-
-
-_DELIVER_REASON = "the secondary expands it, delivers off-site addresses, punts local ones"
 
 
 def _offsite_route(offsite):
@@ -432,26 +461,29 @@ def _route_one(resolver, key, domain, entries):
     )
 
 
-def _valid_list(resolver, keys, domains, levels, always):
-    """Every address the secondary accepts at RCPT time, sorted.
+def _valid_list(resolver, routes, keys, domains, levels):
+    """Every address the secondary accepts at RCPT time.
 
-    ``always`` are keys known to be valid (the fast lanes), ``keys`` the others.
+    Sorted by local part, then in the order of ``domains``.  Of the keys of
+    ``routes``, only ``keys`` need a look: the others are the fast lanes' aliases,
+    which are valid.
     """
     first = domains[0]
     patch = resolver.strategy == "patch"
-    out = []
-    for domain in domains:
-        suffix = "@" + domain
-        out.extend([key + suffix for key in always])
+    invalid = set()
     for key in keys:
         lvl = levels.get(key) if patch else None
         if lvl is not None and lvl.offsite and lvl.outcome == "ok":
-            pass  # the common case, decided without building the address
-        elif not _valid(resolver, key, first, levels):
-            continue
-        for domain in domains:
-            out.append(key + "@" + domain)
-    out.sort()
+            continue  # the common case, decided without building the address
+        if not _valid(resolver, key, first, levels):
+            invalid.add(key)
+    valid = [key for key in routes if key not in invalid] if invalid else list(routes)
+    valid.sort()
+    step = len(domains)
+    out = [""] * (len(valid) * step)
+    for pos, domain in enumerate(domains):
+        suffix = "@" + domain
+        out[pos::step] = [key + suffix for key in valid]
     return out
 
 

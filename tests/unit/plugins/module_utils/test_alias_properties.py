@@ -144,11 +144,20 @@ simple_item = st.one_of(
     st.sampled_from(['"|/bin/cmd a"', '"/var/arch"', '"/var/dir/"', "/var/arch", '"/dev/null"', '"|x@y"']),
     item,
 )
+# one item, or a one-line list of them
+simple_value = st.one_of(
+    simple_item,
+    st.builds(
+        lambda values, seps: values[0] + "".join(s + v for s, v in zip(seps, values[1:], strict=False)),
+        st.lists(simple_item, min_size=2, max_size=4),
+        st.lists(st.sampled_from([", ", ",", " , ", "\t,", ",,"]), min_size=3, max_size=3),
+    ),
+)
 simple_line = st.builds(
     lambda key, sep, value, tail: key + sep + value + tail,
     st.sampled_from([*KEYS, "A", "Alice", '"q k"', ":", "#c", " x"]),
     st.sampled_from([": ", ":", " ", "\t", " : ", ":: ", ""]),
-    simple_item,
+    simple_value,
     st.sampled_from(["", "", "", " ", "\r", "\t", ",", " \\"]),
 )
 simple_text = st.lists(st.one_of(simple_line, simple_line, alias_line()), max_size=10).map("\n".join)
