@@ -30,6 +30,22 @@ MAX_ANCESTORS = 101
 _INF = 1 << 30
 
 
+def offsite_addresses(values, domains):
+    """The addresses as routed (domain lower-cased) if every one of ``values``
+    is a plain off-site address (no quotes, no backslash), else None."""
+    out = []
+    for value in values:
+        if '"' in value or "\\" in value:
+            return None
+        at = value.rfind("@")
+        raw = value[at + 1 :]
+        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+        if dom in domains:
+            return None
+        out.append(value if dom == raw else value[: at + 1] + dom)
+    return out
+
+
 class TooComplex(Exception):
     """The work budget ran out (pathological cyclic data)."""
 
@@ -107,18 +123,10 @@ class Resolver:
 
     def _offsite(self, children):
         """Shown addresses if every child is a plain off-site address, else None."""
-        out = []
-        domains = self.domains
-        for kind, value, _item, _origin in children:
-            if kind != "address" or '"' in value or "\\" in value:
+        for child in children:
+            if child[0] != "address":
                 return None
-            at = value.rfind("@")
-            raw = value[at + 1 :]
-            dom = raw.lower() if raw.isascii() else ascii_lower(raw)
-            if dom in domains:
-                return None
-            out.append(value if dom == raw else value[: at + 1] + dom)
-        return out
+        return offsite_addresses([child[1] for child in children], self.domains)
 
     def info(self, address):
         """(lookup key, lower-case domain, folded address, address as shown) of an address."""

@@ -24,7 +24,7 @@ from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
 from ._alias_lsearch import RawEntry, fold_key, line_of, read_lsearch
 from ._alias_parse import FAST_LINE, Parsed, fast_items, is_filter, parse_list
-from ._alias_resolve import Resolver, Result, TooComplex
+from ._alias_resolve import Resolver, Result, TooComplex, offsite_addresses
 
 STRATEGIES = ("patch", "precompute")
 _STOPS = ("fail", "defer", "blackhole")
@@ -297,20 +297,15 @@ def _lanes(raw_entries, domains, first):
 
 def _all_offsite(items, domains):
     """The addresses as routed, if every item is a plain off-site address, else None."""
-    out = []
+    values = []
     for item in items:
         if not isinstance(item, dict) or item.get("type") != "address":
             return None
         value = item.get("value")
-        if not isinstance(value, str) or '"' in value or "\\" in value:
+        if not isinstance(value, str):
             return None
-        at = value.rfind("@")
-        raw = value[at + 1 :]
-        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
-        if dom in domains:
-            return None
-        out.append(value if dom == raw else value[: at + 1] + dom)
-    return out
+        values.append(value)
+    return offsite_addresses(values, domains)
 
 
 def secondary_routes(
