@@ -28,8 +28,9 @@ class Level:
         self.message = ""
         self.children = []  # (kind, value, item) kind: address or a PFR kind
         self.pfr = False
-        self.include_pfr = []  # (include path, item)
-        self.include_problems = []  # (code, include path, item, file holding the item or None)
+        # tuples, not lists: most levels have none, and () is shared
+        self.include_pfr = ()  # (include path, item)
+        self.include_problems = ()  # (code, include path, item, file holding the item or None)
         self.offsite = None  # set by the resolver: the addresses, when all children are plain off-site
 
 
@@ -87,7 +88,7 @@ def _walk(parsed, domain, cache, level, chain, origin):
             level.children.append((kind, item["value"], item, origin))
             level.pfr = True
             if origin is not None:
-                level.include_pfr.append((origin, item))
+                level.include_pfr += ((origin, item),)
         elif kind == "include":
             stop = _include(item, domain, cache, level, chain)
             if stop is not None:
@@ -109,24 +110,24 @@ def _include(item, domain, cache, level, chain):
         # component is opened with O_NOFOLLOW; a missing one is an FF_ERROR.
         base = directory.rstrip("/")
         if not (path.startswith(base) and path[len(base) : len(base) + 1] == "/"):
-            level.include_problems.append(("include-error", path, item, chain[-1] if chain else None))
+            level.include_problems += (("include-error", path, item, chain[-1] if chain else None),)
             return "defer", f"error in redirect data: included file {path} is not in directory {directory}"
         # The openat() walk mis-steps on an empty component ('//'): once it has
         # opened the file it tries the next component inside it and fails.
         if cache.key(path) is None or "//" in path[len(base) :].rstrip("/"):
-            level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))
+            level.include_problems += (("include-missing", path, item, chain[-1] if chain else None),)
             return "defer", (
                 f"error in redirect data: failed to open {path} (component of included file); "
                 "could be symbolic link"
             )
     sub = cache.get(path)
     if sub is None:
-        level.include_problems.append(("include-missing", path, item, chain[-1] if chain else None))
+        level.include_problems += (("include-missing", path, item, chain[-1] if chain else None),)
         return "defer", (
             f"error in redirect data: failed to open included file {path}: {cache.open_error(path)}"
         )
     if path in chain or len(chain) >= MAX_INCLUDE_DEPTH:
-        level.include_problems.append(("include-loop", path, item, chain[-1] if chain else None))
+        level.include_problems += (("include-loop", path, item, chain[-1] if chain else None),)
         return "defer", f"error in redirect data: :include: loop or nesting too deep at {path}"
     mark = len(level.children)
     chain.append(path)
