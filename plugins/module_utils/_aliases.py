@@ -86,12 +86,16 @@ def _parse_aliases(text, source, fast=True):
     for raw in raw_entries:
         if isinstance(raw, tuple):
             match, line = raw
-            key = match.group(1)
+            key, value, _pfr = match.groups()
             folded = key.lower() if key.isascii() else fold_key(key)
             if folded in entries:
                 duplicates.append((RawEntry(key, line), entries[folded]))
                 continue
-            entries[folded] = {"line": line, "key": key, "items": fast_items(match, line)}
+            if value is not None and "," not in value:  # fast_items() of one plain item
+                items = [{"type": "address" if "@" in value else "local", "value": value, "line": line}]
+            else:
+                items = fast_items(match, line)
+            entries[folded] = {"line": line, "key": key, "items": items}
             continue
         slow.append(raw)
         key = raw.key
@@ -420,6 +424,7 @@ def _pfr_only(resolver, key, lvl, domain):
 
 
 def _route_one(resolver, key, domain, entries):
+    lvl = None
     if key in entries:
         lvl = resolver.level(key, domain)
         if lvl.offsite:  # the common case: forwards only
@@ -432,7 +437,6 @@ def _route_one(resolver, key, domain, entries):
     leaves = res.leaves
     if res.blackhole and not leaves:
         leaves = {("blackhole", "")}
-    lvl = resolver.level(key, domain) if key in entries else None
     if lvl is None or lvl.outcome == "decline":
         if key in resolver.users:
             return _route_entry("punt", leaves, set(), {address}, "local user: mailbox on the primary")
@@ -468,8 +472,8 @@ def _valid_list(resolver, routes, keys, domains, levels):
     invalid = set()
     for key in keys:
         lvl = levels.get(key) if patch else None
-        if lvl is not None and lvl.offsite and lvl.outcome == "ok":
-            continue  # the common case, decided without building the address
+        if lvl is not None and lvl.outcome == "ok" and (lvl.pfr or len(lvl.children) != 1 or lvl.offsite):
+            continue  # _valid()'s common cases, decided without building the address
         if not _valid(resolver, key, first, levels):
             invalid.add(key)
     valid = [key for key in routes if key not in invalid] if invalid else list(routes)
