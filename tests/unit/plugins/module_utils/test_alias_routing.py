@@ -8,7 +8,7 @@ from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
     secondary_routes,
 )
 
-from .alias_helpers import DOMAINS, codes, leaves, table
+from .alias_helpers import DOMAINS, USERS, codes, leaves, table
 
 TROLLS = "trolls: adb, nemo@sea.example, pk@k.example, trolls-archive\ntrolls-archive: /com/archive/trolls\n"
 
@@ -182,6 +182,18 @@ def test_valid_recipients():
             assert f"{lp}@{domain}" in valid
     for lp in ("fail", "defer", "single", "empty"):
         assert f"{lp}@example.org" not in valid
+
+
+def test_routes_follow_the_alias_file_then_the_users_without_an_alias():
+    text = "zed: x@r.example\nbob: |/bin/x\nmid: zed, alice\nalpha: :fail: gone\n"
+    assert list(table(text)["routes"]) == ["zed", "bob", "mid", "alpha", "adb", "alice", "carol"]
+
+
+@pytest.mark.parametrize("odd", ["", '"new\\nline": y@r.example\n'])
+def test_valid_list_is_sorted_by_local_part_then_domain(odd):
+    valid = table(f"b: x@r.example\n{odd}a.b: x@r.example\na: x@r.example\n")["valid"]
+    keys = sorted(["a", "a.b", "b", *USERS, *(["new\nline"] if odd else [])])
+    assert valid == [f"{lp}@{domain}" for lp in keys for domain in DOMAINS]
 
 
 FINDINGS = [
