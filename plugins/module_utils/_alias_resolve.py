@@ -30,19 +30,27 @@ MAX_ANCESTORS = 101
 _INF = 1 << 30
 
 
+def offsite_shown(value, domains):
+    """The address as routed (domain lower-cased) if ``value`` is a plain
+    off-site address (no quotes, no backslash), else None."""
+    if '"' in value or "\\" in value:
+        return None
+    at = value.rfind("@")
+    raw = value[at + 1 :]
+    dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+    if dom in domains:
+        return None
+    return value if dom == raw else value[: at + 1] + dom
+
+
 def offsite_addresses(values, domains):
-    """The addresses as routed (domain lower-cased) if every one of ``values``
-    is a plain off-site address (no quotes, no backslash), else None."""
+    """offsite_shown() of every value, or None if one is not a plain off-site address."""
     out = []
     for value in values:
-        if '"' in value or "\\" in value:
+        shown = offsite_shown(value, domains)
+        if shown is None:
             return None
-        at = value.rfind("@")
-        raw = value[at + 1 :]
-        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
-        if dom in domains:
-            return None
-        out.append(value if dom == raw else value[: at + 1] + dom)
+        out.append(shown)
     return out
 
 
@@ -105,6 +113,7 @@ class Resolver:
         self.fixed = {}  # address -> Result of addresses no alias handles
         self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
+        self.pfr_lane = frozenset()  # keys whose list is one pipe, file or directory (not /dev/null)
 
     def level(self, key, domain):
         per = self.levels.get(domain)

@@ -24,7 +24,7 @@ from ._alias_expand import PFR, IncludeCache
 from ._alias_findings import parse_findings, route_findings
 from ._alias_lsearch import RawEntry, fold_key, line_of, read_lsearch
 from ._alias_parse import FAST_LINE, Parsed, fast_items, is_filter, parse_list
-from ._alias_resolve import Resolver, Result, TooComplex, offsite_addresses
+from ._alias_resolve import Resolver, Result, TooComplex, offsite_addresses, offsite_shown
 
 STRATEGIES = ("patch", "precompute")
 _STOPS = ("fail", "defer", "blackhole")
@@ -320,7 +320,8 @@ def secondary_routes(
         return _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory)
 
 
-def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory):
+def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast=True):
+    """secondary_routes(); ``fast=False`` turns the one-step routes off (for tests)."""
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
@@ -339,6 +340,8 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
         resolver.levels = levels
     else:
         resolver.punt_set = punt_set
+    # the aliases of the pfr lane, for routes that reach them in one step
+    resolver.pfr_lane = frozenset(pfr_lane) if fast else frozenset()
     complex_keys = []
     levels = resolver.levels.setdefault(first, {})
     others = rest + [u for u in users if u not in entries]
@@ -349,7 +352,7 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
             routes[key] = _offsite_route(lvl.offsite)
             continue
         try:
-            routes[key] = _route_one(resolver, key, first, entries)
+            routes[key] = _route_one(resolver, key, first, entries, fast)
         except TooComplex:
             complex_keys.append(key)
             routes[key] = _route_entry(
@@ -430,7 +433,62 @@ def _pfr_only(resolver, key, lvl, domain):
     return _route_entry("punt", res.leaves, set(), res.punt, _PFR_REASON)
 
 
-def _route_one(resolver, key, domain, entries):
+def _one_step(resolver, key, lvl):
+    """Route of an alias each of whose children routes in one step, else None.
+
+    One step: a plain off-site address; a local part that is no alias (a user's
+    mailbox, or unknown); an alias of the fast lanes (one off-site address, or
+    one pipe, file or directory, punted whole).  What resolver.route() gives
+    for such an alias, without its bookkeeping: no loop can form (no child is
+    an alias of its own), and nothing needs remembering.
+    """
+    if lvl.outcome != "ok" or lvl.pfr or (resolver.strategy != "patch" and key in resolver.punt_set):
+        return None
+    entries = resolver.entries
+    domains = resolver.domains
+    users = resolver.users
+    lane = resolver.pfr_lane
+    leaves = set()
+    deliver = set()
+    punt = set()
+    for _kind, value, _item, _origin in lvl.children:  # all addresses: lvl.pfr is False
+        if '"' in value or "\\" in value:
+            return None
+        shown = offsite_shown(value, domains)
+        if shown is not None:
+            leaves.add(("address", shown))
+            deliver.add(shown)
+            continue
+        at = value.rfind("@")
+        local = value[:at]
+        child = ascii_lower(local)
+        shown = local + "@" + ascii_lower(value[at + 1 :])
+        target = entries.get(child)
+        if target is None:
+            if child in users:
+                leaves.add(("local", child))
+                punt.add(shown)
+            else:
+                leaves.add(("unknown", shown))
+            continue
+        if type(target) is not dict:
+            return None
+        if child in lane:
+            leaves.add((target["type"], target["value"]))
+            punt.add(shown)
+            continue
+        offsite = offsite_shown(target["value"], domains) if target["type"] == "address" else None
+        if offsite is None:
+            return None
+        leaves.add(("address", offsite))
+        deliver.add(offsite)
+    resolver.budget -= 1 + len(lvl.children)  # at most what resolver.route() spends on it
+    if resolver.budget < 0:
+        raise TooComplex()
+    return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
+
+
+def _route_one(resolver, key, domain, entries, fast=True):
     lvl = None
     if key in entries:
         lvl = resolver.level(key, domain)
@@ -439,6 +497,10 @@ def _route_one(resolver, key, domain, entries):
         route = _pfr_only(resolver, key, lvl, domain)
         if route is not None:
             return route
+        if fast:
+            route = _one_step(resolver, key, lvl)
+            if route is not None:
+                return route
     address = top_address(key, domain, resolver)
     res = resolver.route(address)
     leaves = res.leaves

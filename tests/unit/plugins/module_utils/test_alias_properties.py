@@ -13,9 +13,11 @@
 import string
 from types import MappingProxyType
 
+import pytest
 from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
     AliasInputError,
     _parse_aliases,
+    _secondary_routes,
     parse_aliases,
     secondary_routes,
 )
@@ -176,5 +178,28 @@ def test_fast_lanes_equal_the_general_path(text, includes, strategy):
     # entries that are not plain dicts skip the routing fast lanes
     slow_input = dict(general, entries={k: MappingProxyType(e) for k, e in general["entries"].items()})
     routes = secondary_routes(fast, DOMAINS, includes=includes, users=USERS, pfr_strategy=strategy)
-    slow = secondary_routes(slow_input, DOMAINS, includes=includes, users=USERS, pfr_strategy=strategy)
+    slow = _secondary_routes(slow_input, DOMAINS, includes, USERS, strategy, "aliases", None, fast=False)
     assert routes == slow
+
+
+ONE_STEP = (
+    "team: Alice, List, fwd, x@R.example, nobody, list@example.net\n"
+    "list: |/bin/list\n"
+    "fwd: y@r.example\n"
+    "deep: team, z@r.example\n"
+    "self: self, z@r.example\n"
+)
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+def test_one_step_routes_equal_the_general_path(strategy):
+    parsed = parse_aliases(ONE_STEP)
+    slow_input = dict(parsed, entries={k: MappingProxyType(e) for k, e in parsed["entries"].items()})
+    routes = secondary_routes(parsed, DOMAINS, includes={}, users=USERS, pfr_strategy=strategy)
+    slow = _secondary_routes(slow_input, DOMAINS, {}, USERS, strategy, "aliases", None, fast=False)
+    assert routes == slow
+    team = routes["routes"]["team"]
+    assert (team["action"], team["deliver"]) == ("deliver", ["x@r.example", "y@r.example"])
+    assert team["punt"] == ["Alice@example.org", "List@example.org", "list@example.net"]
+    assert {"type": "pipe", "value": "|/bin/list"} in team["leaves"]
+    assert {"type": "unknown", "value": "nobody@example.org"} in team["leaves"]
