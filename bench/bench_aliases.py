@@ -12,7 +12,11 @@ and all sample addresses in one process (amortised). Wall-clock and CPU time are
 Prints the figures and writes a JSON result under bench/results/.
 
     python bench/bench_aliases.py [--aliases 100000] [--runs 5] [--sample 200] [--seed 1]
-                                  [--profile] [--no-exim]
+                                  [--profile] [--no-exim] [--baseline REV]
+
+With --baseline, the model of an earlier commit (its plugins/module_utils, taken
+from git) is timed in the same process, its runs alternating with this one's, and
+its results are compared with this model's.
 """
 
 from __future__ import annotations
@@ -143,40 +147,75 @@ def _summary(values: list[float]) -> dict:
     return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
-def time_model(site: dict, runs: int) -> dict:
-    """Wall-clock and CPU time of parse_aliases + secondary_routes, ``runs`` times."""
-    from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
-        parse_aliases,
-        secondary_routes,
-    )
+def baseline_model(rev: str, into: Path):
+    """The alias model (module _aliases) of commit ``rev``, imported from a copy of its
+    plugins/module_utils under ``into`` as the package ``smartmx_baseline``."""
+    import importlib
 
-    totals, parses, routes, cpus = [], [], [], []
-    n_routes = 0
-    parsed: dict = {}
-    table: dict = {}
-    for _n in range(runs):
-        # Free the previous run's results first: their deallocation is not part
-        # of parsing and routing, yet would otherwise fall inside the timed span.
-        parsed = table = {}
-        gc.collect()
-        c0 = time.process_time()
-        t0 = time.perf_counter()
-        parsed = parse_aliases(site["aliases"], source="bench")
-        t1 = time.perf_counter()
-        table = secondary_routes(
-            parsed, DOMAINS, includes=site["includes"], users=site["users"], pfr_strategy="patch",
-            source="bench",
-        )  # fmt: skip
-        t2 = time.perf_counter()
-        cpus.append(time.process_time() - c0)
-        parses.append(t1 - t0)
-        routes.append(t2 - t1)
-        totals.append(t2 - t0)
-        n_routes = len(table["routes"])
-    summary = {"runs": runs, "routes": n_routes, "total_s": _summary(totals), "cpu_s": _summary(cpus),
-               "parse_s": _summary(parses), "route_s": _summary(routes),
-               "errors": len(parsed.get("errors", []))}  # fmt: skip
-    return summary, table["routes"]
+    names = _git("ls-tree", "--name-only", f"{rev}:plugins/module_utils").split()
+    pkg = into / "smartmx_baseline"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    for name in names:
+        if name.endswith(".py"):
+            (pkg / name).write_text(_git("show", f"{rev}:plugins/module_utils/{name}"), encoding="utf-8")
+    sys.path.insert(0, str(into))
+    return importlib.import_module("smartmx_baseline._aliases")
+
+
+def _git(*args: str) -> str:
+    return subprocess.run(["git", "-C", str(REPO), *args], capture_output=True, text=True,
+                          check=True).stdout  # fmt: skip
+
+
+def time_model(site: dict, runs: int, models: dict) -> dict:
+    """Wall-clock and CPU time of parse_aliases + secondary_routes of each model
+    (name -> module), ``runs`` times each; the models take turns, in alternating order."""
+    times = {name: {"total": [], "parse": [], "route": [], "cpu": []} for name in models}
+    tables: dict = {name: {} for name in models}
+    order = list(models)
+    for run in range(runs):
+        for name in order if run % 2 == 0 else order[::-1]:
+            model = models[name]
+            # Free the previous run's results first: their deallocation is not part
+            # of parsing and routing, yet would otherwise fall inside the timed span.
+            parsed = tables[name] = {}
+            gc.collect()
+            c0 = time.process_time()
+            t0 = time.perf_counter()
+            parsed = model.parse_aliases(site["aliases"], source="bench")
+            t1 = time.perf_counter()
+            table = model.secondary_routes(
+                parsed, DOMAINS, includes=site["includes"], users=site["users"], pfr_strategy="patch",
+                source="bench",
+            )  # fmt: skip
+            t2 = time.perf_counter()
+            tables[name] = {"parsed": parsed, "table": table}
+            parsed = table = None
+            took = times[name]
+            took["cpu"].append(time.process_time() - c0)
+            took["parse"].append(t1 - t0)
+            took["route"].append(t2 - t1)
+            took["total"].append(t2 - t0)
+    summaries = {}
+    for name, took in times.items():
+        result = tables[name]
+        summaries[name] = {"runs": runs, "routes": len(result["table"]["routes"]),
+                           "total_s": _summary(took["total"]), "cpu_s": _summary(took["cpu"]),
+                           "parse_s": _summary(took["parse"]), "route_s": _summary(took["route"]),
+                           "errors": len(result["parsed"].get("errors", []))}  # fmt: skip
+    return summaries, {name: result["table"] for name, result in tables.items()}
+
+
+def same_output(table: dict, other: dict) -> dict:
+    """Where two routing tables differ: routes compared as dicts, the lists as sets."""
+    routes = [k for k in table["routes"].keys() | other["routes"].keys()
+              if table["routes"].get(k) != other["routes"].get(k)]  # fmt: skip
+    lists = [key for key in ("punt", "valid", "users") if set(table[key]) != set(other[key])]
+    findings = {json.dumps(f, sort_keys=True) for f in table["findings"]}
+    other_findings = {json.dumps(f, sort_keys=True) for f in other["findings"]}
+    return {"routes_differ": sorted(routes)[:20], "n_routes_differ": len(routes), "lists_differ": lists,
+            "findings_differ": len(findings ^ other_findings)}  # fmt: skip
 
 
 # Runs inside the container: wall-clock and CPU time (user + system of exim and the
@@ -270,6 +309,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     ap.add_argument("--profile", action="store_true", help="profile one model run")
     ap.add_argument("--no-exim", action="store_true", help="time the model only (no ratio, no result file)")
+    ap.add_argument("--baseline", metavar="REV", help="also time the model of this commit, in the same runs")
     args = ap.parse_args()
 
     load_start = os.getloadavg()
@@ -279,7 +319,29 @@ def main() -> int:
     print(f"generated {len(site['keys'])} aliases, {len(site['includes'])} include files, "
           f"{len(site['users'])} users, {len(site['aliases']) / 1e6:.1f} MB in {gen_s:.1f} s")  # fmt: skip
 
-    model, routes = time_model(site, args.runs)
+    from ansible_collections.smartmx.exim.plugins.module_utils import _aliases as current
+
+    models = {"model": current}
+    with tempfile.TemporaryDirectory(prefix="smartmx-baseline-") as tmp:
+        if args.baseline:
+            models["baseline"] = baseline_model(args.baseline, Path(tmp))
+        summaries, tables = time_model(site, args.runs, models)
+    model, routes = summaries["model"], tables["model"]["routes"]
+    baseline = None
+    if args.baseline:
+        baseline = summaries["baseline"]
+        baseline["rev"] = _git("rev-parse", "--short", args.baseline).strip()
+        baseline["output"] = same_output(tables["model"], tables["baseline"])
+        b_med = baseline["total_s"]["median"]
+        print(f"baseline {baseline['rev']}, same runs: median {b_med:.3f} s "
+              f"(min {baseline['total_s']['min']:.3f}, max {baseline['total_s']['max']:.3f}); "
+              f"parse {baseline['parse_s']['median']:.3f} s, "
+              f"route {baseline['route_s']['median']:.3f} s; this model takes "
+              f"{model['total_s']['median'] / b_med:.2f} of its time; output: "
+              f"{baseline['output']['n_routes_differ']} routes differ, lists differing: "
+              f"{', '.join(baseline['output']['lists_differ']) or 'none'}, "
+              f"{baseline['output']['findings_differ']} findings differ")  # fmt: skip
+    del tables
     n = len(site["keys"])
     per_alias = model["total_s"]["median"] / n
     per_alias_cpu = model["cpu_s"]["median"] / n
@@ -333,6 +395,9 @@ def main() -> int:
         "users": len(site["users"]),
         "seed": args.seed,
         "model": model,
+        "model_rev": _git("rev-parse", "--short", "HEAD").strip()
+        + ("+changes" if _git("status", "--porcelain", "plugins").strip() else ""),
+        "baseline": baseline,
         "model_per_alias_s": per_alias,
         "model_per_alias_cpu_s": per_alias_cpu,
         "exim": exim,
