@@ -168,18 +168,24 @@ def _git(*args: str) -> str:
                           check=True).stdout  # fmt: skip
 
 
+def _run(model, site: dict) -> tuple[dict, dict]:
+    parsed = model.parse_aliases(site["aliases"], source="bench")
+    table = model.secondary_routes(
+        parsed, DOMAINS, includes=site["includes"], users=site["users"], pfr_strategy="patch", source="bench"
+    )
+    return parsed, table
+
+
 def time_model(site: dict, runs: int, models: dict) -> dict:
     """Wall-clock and CPU time of parse_aliases + secondary_routes of each model
-    (name -> module), ``runs`` times each; the models take turns, in alternating order."""
+    (name -> module), ``runs`` times each; the models take turns, in alternating order.
+    Every timed run starts with no results alive; the outputs returned come from
+    one more, untimed run of each model."""
     times = {name: {"total": [], "parse": [], "route": [], "cpu": []} for name in models}
-    tables: dict = {name: {} for name in models}
     order = list(models)
     for run in range(runs):
         for name in order if run % 2 == 0 else order[::-1]:
             model = models[name]
-            # Free the previous run's results first: their deallocation is not part
-            # of parsing and routing, yet would otherwise fall inside the timed span.
-            parsed = tables[name] = {}
             gc.collect()
             c0 = time.process_time()
             t0 = time.perf_counter()
@@ -190,21 +196,23 @@ def time_model(site: dict, runs: int, models: dict) -> dict:
                 source="bench",
             )  # fmt: skip
             t2 = time.perf_counter()
-            tables[name] = {"parsed": parsed, "table": table}
-            parsed = table = None
+            cpu = time.process_time() - c0
+            # Free the results before the next run: their deallocation is not part of
+            # parsing and routing, yet would otherwise fall inside a timed span.
+            del parsed, table
             took = times[name]
-            took["cpu"].append(time.process_time() - c0)
+            took["cpu"].append(cpu)
             took["parse"].append(t1 - t0)
             took["route"].append(t2 - t1)
             took["total"].append(t2 - t0)
-    summaries = {}
+    summaries, tables = {}, {}
     for name, took in times.items():
-        result = tables[name]
-        summaries[name] = {"runs": runs, "routes": len(result["table"]["routes"]),
+        parsed, tables[name] = _run(models[name], site)
+        summaries[name] = {"runs": runs, "routes": len(tables[name]["routes"]),
                            "total_s": _summary(took["total"]), "cpu_s": _summary(took["cpu"]),
                            "parse_s": _summary(took["parse"]), "route_s": _summary(took["route"]),
-                           "errors": len(result["parsed"].get("errors", []))}  # fmt: skip
-    return summaries, {name: result["table"] for name, result in tables.items()}
+                           "errors": len(parsed.get("errors", []))}  # fmt: skip
+    return summaries, tables
 
 
 def same_output(table: dict, other: dict) -> dict:
