@@ -404,7 +404,7 @@ def main() -> int:
         "seed": args.seed,
         "model": model,
         "model_rev": _git("rev-parse", "--short", "HEAD").strip()
-        + ("+changes" if _git("status", "--porcelain", "plugins").strip() else ""),
+        + ("+changes" if _git("status", "--porcelain", "plugins/module_utils").strip() else ""),
         "baseline": baseline,
         "model_per_alias_s": per_alias,
         "model_per_alias_cpu_s": per_alias_cpu,
