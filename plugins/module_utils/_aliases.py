@@ -471,7 +471,7 @@ def _one_step(resolver, key, lvl):
             else:
                 leaves.add(("unknown", shown))
             continue
-        if type(target) is not dict:
+        if not isinstance(target, dict):
             return None
         if child in lane:
             leaves.add((target["type"], target["value"]))
