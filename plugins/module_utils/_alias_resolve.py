@@ -141,6 +141,12 @@ class Resolver:
         """(lookup key, lower-case domain, folded address, address as shown) of an address."""
         got = self.infos.get(address)
         if got is None:
+            at = address.rfind("@")
+            plain = '"' not in address and "\\" not in address
+            if at >= 0 and plain and address.isascii() and address.islower():
+                # lower-case and unquoted: every part is the address's own text
+                got = self.infos[address] = (address[:at], address[at + 1 :], address, address)
+                return got
             local, domain = split_address(address)
             shown = address[: address.rfind("@")] + "@" + domain
             got = self.infos[address] = (ascii_lower(local), domain, ascii_lower(address), shown)

@@ -388,17 +388,10 @@ def _route_entry(action, leaves, deliver, punt, reason):
 _PLAIN_KEY = re.compile(r"[^\x00-\x20()<>@,;:\\\".\[\]\x7f]+(?:\.[^\x00-\x20()<>@,;:\\\".\[\]\x7f]+)*\Z")
 
 
-def top_address(key, domain, resolver=None):
-    """The address key@domain, quoted as RFC 5321 wants when the key needs it.
-
-    With ``resolver``, a plain lower-case key's info() is noted: it is the
-    address itself, so nothing needs to be parsed.
-    """
+def top_address(key, domain):
+    """The address key@domain, quoted as RFC 5321 wants when the key needs it."""
     if _PLAIN_KEY.match(key):
-        address = key + "@" + domain
-        if resolver is not None and key.isascii() and key.lower() == key:
-            resolver.infos.setdefault(address, (key, domain, address, address))
-        return address
+        return key + "@" + domain
     return '"' + key.replace("\\", "\\\\").replace('"', '\\"') + '"@' + domain
 
 
@@ -501,7 +494,7 @@ def _route_one(resolver, key, domain, entries, fast=True):
             route = _one_step(resolver, key, lvl)
             if route is not None:
                 return route
-    address = top_address(key, domain, resolver)
+    address = top_address(key, domain)
     res = resolver.route(address)
     leaves = res.leaves
     if res.blackhole and not leaves:
@@ -568,7 +561,7 @@ def _valid(resolver, key, domain, levels):
         lvl = levels.get(key) or resolver.level(key, domain)
         if lvl.outcome == "ok" and (lvl.pfr or len(lvl.children) != 1 or lvl.offsite):
             return True  # the common cases, decided without building the address
-    address = top_address(key, domain, resolver)
+    address = top_address(key, domain)
     seen = []
     for _step in range(110):
         k, dom, folded, _shown = resolver.info(address)
