@@ -530,14 +530,7 @@ def _valid_list(resolver, routes, keys, domains, levels):
     which are valid.
     """
     first = domains[0]
-    patch = resolver.strategy == "patch"
-    invalid = set()
-    for key in keys:
-        lvl = levels.get(key) if patch else None
-        if lvl is not None and lvl.outcome == "ok" and (lvl.pfr or len(lvl.children) != 1 or lvl.offsite):
-            continue  # _valid()'s common cases, decided without building the address
-        if not _valid(resolver, key, first, levels):
-            invalid.add(key)
+    invalid = {key for key in keys if not _valid(resolver, key, first, levels)}
     valid = [key for key in routes if key not in invalid] if invalid else list(routes)
     valid.sort()
     step = len(domains)
