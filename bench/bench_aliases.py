@@ -130,15 +130,11 @@ def profile_model(site: dict) -> None:
     import cProfile
     import pstats
 
-    from ansible_collections.smartmx.exim.plugins.module_utils._aliases import (
-        parse_aliases,
-        secondary_routes,
-    )
+    from ansible_collections.smartmx.exim.plugins.module_utils import _aliases
 
     prof = cProfile.Profile()
     prof.enable()
-    parsed = parse_aliases(site["aliases"], source="bench")
-    secondary_routes(parsed, DOMAINS, includes=site["includes"], users=site["users"], source="bench")
+    _run(_aliases, site)
     prof.disable()
     pstats.Stats(prof).sort_stats("cumulative").print_stats(25)
 
