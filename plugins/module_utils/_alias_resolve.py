@@ -15,7 +15,10 @@ Exim rules kept here (exim 4.96):
 * verify.c (exim -bt) lists every routed address; duplicates are only
   marked, so leaves are a set;
 * redirect.c: :fail: keeps the children generated before it, :defer: and
-  :blackhole: drop them, an empty list declines to the next router.
+  :blackhole: drop them, an empty list declines to the next router;
+* the secondary (patched: transport_pfr) punts an address whole when the
+  children generated for it hold a pipe, file or directory, also when
+  :fail: or :defer: follows them.
 
 Results of addresses that are not on a redirection cycle are memoised, so
 acyclic alias data is resolved in linear time.
@@ -212,13 +215,13 @@ class Resolver:
         lvl = self.level(key, domain)
         if lvl.outcome == "decline":
             return False
-        whole = False
-        if self.strategy == "precompute":
-            whole = key in self.punt_set
-        elif lvl.outcome == "ok":
-            whole = lvl.pfr
+        # precompute: the punt list; patch: pfr in its own list (also before :fail: or :defer:)
+        whole = key in self.punt_set if self.strategy == "precompute" else lvl.pfr
         if lvl.outcome == "defer":
             res.leaves.add(("defer", lvl.message))
+            if whole:  # a pfr item before :defer:: the primary decides
+                res.punt = {shown}
+                res.whole = shown
             return True
         if lvl.outcome == "blackhole":
             res.blackhole = True
