@@ -110,3 +110,18 @@ def test_pfr_before_fail_or_defer_punts_the_alias_whole(strategy, stop):
     assert result["rcpt"]["inner@example.org"] == ("reject" if stop.startswith(":fail:") else "defer")
     found = [f for f in result["findings"] if f["code"] == "pfr-before-stop"]
     assert [(f["local_part"], f["line"]) for f in found] == [("inner", 2)]
+
+
+# The cases of the review, in the result keys that existed before rcpt: they fail
+# on the model that copied the first domain's answers and lost the pipe before :fail:.
+@pytest.mark.parametrize("domains", [[ORG, NET], [NET, ORG]])
+def test_review_valid_is_per_domain(domains):
+    valid = _routes(CROSS, domains, {"a": {}})["valid"]
+    assert sorted(valid) == ["a@example.net", "b@example.net"]
+
+
+def test_review_pipe_before_fail_is_punted_with_a_finding():
+    result = table("outer: x@r.example, inner\ninner: |/bin/x, :fail: gone\n")
+    assert result["routes"]["outer"]["punt"] == ["inner@example.org"]
+    assert result["routes"]["inner"]["action"] == "punt"
+    assert "pfr-before-stop" in {f["code"] for f in result["findings"]}
