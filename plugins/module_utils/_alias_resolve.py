@@ -28,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 
 from ._alias_address import ascii_lower, split_address
 from ._alias_expand import PFR, one_level, single_level
+from ._alias_shortcuts import SHORTCUTS
 
 MAX_ANCESTORS = 101
 _INF = 1 << 30
@@ -117,6 +118,7 @@ class Resolver:
         self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
         self.pfr_lane = frozenset()  # keys whose list is one pipe, file or directory (not /dev/null)
+        self.fast = SHORTCUTS.on  # the inline off-site children, offsite levels, lower-case infos
 
     def level(self, key, domain):
         per = self.levels.get(domain)
@@ -129,7 +131,7 @@ class Resolver:
                 got = per[key] = single_level(parsed, domain)
             else:
                 got = per[key] = one_level(parsed, domain, self.cache)
-            if got.outcome == "ok":
+            if got.outcome == "ok" and self.fast:
                 got.offsite = self._offsite(got.children)
         return got
 
@@ -146,7 +148,7 @@ class Resolver:
         if got is None:
             at = address.rfind("@")
             plain = '"' not in address and "\\" not in address
-            if at >= 0 and plain and address.isascii() and address.islower():
+            if at >= 0 and plain and self.fast and address.isascii() and address.islower():
                 # lower-case and unquoted: every part is the address's own text
                 got = self.infos[address] = (address[:at], address[at + 1 :], address, address)
                 return got
@@ -233,11 +235,12 @@ class Resolver:
             fixed = self.fixed
             child_depth = depth + 1
             leaves, domains = res.leaves, self.domains
+            fast = self.fast
             for kind, value, _item, _origin in lvl.children:
                 if kind in PFR:
                     res.leaves.add((kind, value))
                     continue
-                if child_depth <= MAX_ANCESTORS and '"' not in value and "\\" not in value:
+                if fast and child_depth <= MAX_ANCESTORS and '"' not in value and "\\" not in value:
                     # fast path for a plain off-site address: no Result of its own
                     at = value.rfind("@")
                     raw = value[at + 1 :]

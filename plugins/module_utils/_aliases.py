@@ -25,6 +25,7 @@ from ._alias_findings import parse_findings, route_findings, unsafe_key_findings
 from ._alias_lsearch import RawEntry, fold_key, line_of, read_lsearch
 from ._alias_parse import FAST_LINE, Parsed, fast_items, is_filter, parse_list
 from ._alias_resolve import MAX_ANCESTORS, Resolver, Result, TooComplex, offsite_addresses, offsite_shown
+from ._alias_shortcuts import shortcuts
 
 STRATEGIES = ("patch", "precompute")
 _STOPS = ("fail", "defer", "blackhole")
@@ -76,7 +77,12 @@ def parse_aliases(text, source="aliases"):
 
 
 def _parse_aliases(text, source, fast=True):
-    """parse_aliases(); ``fast=False`` turns the one-line fast lane off (for tests)."""
+    """parse_aliases(); ``fast=False`` turns every fast path off (for tests)."""
+    with shortcuts(fast):
+        return _parse(text, source, fast)
+
+
+def _parse(text, source, fast):
     text = _text(text, source)
     entries = {}
     errors = []
@@ -227,7 +233,7 @@ _PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
 _PFR_STOP_REASON = "a pipe, file or directory comes before :{}:: punted whole, the primary decides"
 
 
-def _lanes(raw_entries, domains, first):
+def _lanes(raw_entries, domains, first, fast=True):
     """Validate the entries and route the two shapes most aliases have.
 
     Returns (entries, routes, pfr, rest): ``entries`` maps every key to its
@@ -236,6 +242,7 @@ def _lanes(raw_entries, domains, first):
     file or directory (not /dev/null), is routed here already, as nothing else
     can change its route; ``pfr`` lists the keys of the second shape.  The
     others, listed in ``rest``, have the route None until the resolver fills it.
+    With ``fast`` False no entry takes a lane.
     """
     entries = {}
     routes = {}
@@ -244,7 +251,7 @@ def _lanes(raw_entries, domains, first):
     for key, entry in raw_entries.items():
         # Plain data as parse_aliases returns it; anything else (other mappings
         # or sequences) takes the general path with its checks.
-        if isinstance(entry, dict) and "error" not in entry:
+        if fast and isinstance(entry, dict) and "error" not in entry:
             items = entry.get("items")
             if isinstance(items, list) and len(items) == 1:
                 item = items[0]
@@ -322,14 +329,19 @@ def secondary_routes(
 
 
 def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast=True):
-    """secondary_routes(); ``fast=False`` turns the one-step routes off (for tests)."""
+    """secondary_routes(); ``fast=False`` turns every fast path off (for tests)."""
+    with shortcuts(fast):
+        return _routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast)
+
+
+def _routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast):
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
     domain_set = set(domains)
     first = domains[0]
     # The routes follow the alias file's order, then come the users without an alias.
-    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first)
+    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, fast)
     rest.sort()
     resolver = Resolver(entries, cache, users, domain_set, "patch", set())
     punt_set = {u for u in users if u not in entries or resolver.level(u, first).outcome == "decline"}
@@ -348,7 +360,7 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
     others = rest + [u for u in users if u not in entries]
     others.sort()
     for key in others:
-        lvl = levels.get(key)
+        lvl = levels.get(key) if fast else None
         if lvl is not None and lvl.offsite:  # forwards only
             routes[key] = _offsite_route(lvl.offsite)
             continue
@@ -493,9 +505,9 @@ def _route_one(resolver, key, domain, entries, fast=True):
     lvl = None
     if key in entries:
         lvl = resolver.level(key, domain)
-        if lvl.offsite:  # the common case: forwards only
+        if fast and lvl.offsite:  # the common case: forwards only
             return _offsite_route(lvl.offsite)
-        route = _pfr_only(resolver, key, lvl, domain)
+        route = _pfr_only(resolver, key, lvl, domain) if fast else None
         if route is not None:
             return route
         if fast:
