@@ -468,15 +468,17 @@ def _one_step(resolver, key, lvl):
     for _kind, value, item, origin in lvl.children:  # all addresses: lvl.pfr is False
         if '"' in value or "\\" in value:
             return None
-        shown = offsite_shown(value, domains)
-        if shown is not None:
+        # offsite_shown(), written out: the domain is needed below too
+        at = value.rfind("@")
+        raw = value[at + 1 :]
+        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+        shown = value if dom == raw else value[: at + 1] + dom
+        if dom not in domains:
             leaves.add(("address", shown))
             deliver.add(shown)
             continue
-        at = value.rfind("@")
         local = value[:at]
-        child = ascii_lower(local)
-        shown = local + "@" + ascii_lower(value[at + 1 :])
+        child = local.lower() if local.isascii() else ascii_lower(local)
         target = entries.get(child)
         if target is None:
             if child in users:
@@ -615,24 +617,32 @@ def _rcpt_table(resolver, keys, others, domains, levels, fast=True):
     first = domains[0]
     step = len(domains)
     entries = resolver.entries
-    shared = []  # per key: the answer in every domain, or None
-    walked = {}  # position -> [answer per domain]
+    column = []  # per key: the answer in every domain, or None
+    deferred = []  # (position, reason) of the keys that defer in every domain
+    walked = {}  # position -> [(answer, reason) per domain]
+    users = resolver.users
     if fast:
         memo = {}
         for pos, key in enumerate(keys):
             if key not in others:
-                shared.append(_ACCEPT)
+                column.append("accept")
+                continue
+            if key not in entries:  # a user without an alias
+                column.append("accept" if key in users else "reject")
                 continue
             got = _rcpt_class(resolver, key, levels, first, memo)
             if got is None:
                 walked[pos] = [_verify(resolver, key, domain, entries) for domain in domains]
-            shared.append(got)
+                column.append(None)
+                continue
+            column.append(got[0])
+            if got[0] == "defer":
+                deferred.append((pos, got[1]))
     else:
         for pos, key in enumerate(keys):
             walked[pos] = [_verify(resolver, key, domain, entries) for domain in domains]
-            shared.append(None)
+            column.append(None)
     answers = [None] * (len(keys) * step)
-    column = [got and got[0] for got in shared]
     for dpos in range(step):
         if walked:
             column = column[:]
@@ -642,10 +652,9 @@ def _rcpt_table(resolver, keys, others, domains, levels, fast=True):
     addresses = _addresses(keys, domains)
     rcpt = dict(zip(addresses, answers))  # noqa: B905 (equal lengths)
     defer = {}
-    for pos, got in enumerate(shared):
-        if got is not None and got[0] == "defer":
-            for dpos in range(step):
-                defer[addresses[pos * step + dpos]] = got[1]
+    for pos, reason in deferred:
+        for dpos in range(step):
+            defer[addresses[pos * step + dpos]] = reason
     for pos, per_domain in walked.items():
         for dpos, (answer, reason) in enumerate(per_domain):
             if answer == "defer":
