@@ -130,8 +130,10 @@ class Resolver:
             parsed = self.entries[key]
             if isinstance(parsed, dict):
                 got = per[key] = single_level(parsed, domain)
-            else:
-                got = per[key] = one_level(parsed, domain, self.cache)
+                if parsed["type"] == "address" and self.fast:  # a local part is never off-site
+                    got.offsite = self._offsite(got.children)
+                return got
+            got = per[key] = one_level(parsed, domain, self.cache)
             if got.outcome == "ok" and self.fast:
                 got.offsite = self._offsite(got.children)
         return got

@@ -529,7 +529,7 @@ def _route_one(resolver, key, domain, entries, fast=True):
         lvl = resolver.level(key, domain)
         if fast and lvl.offsite:  # the common case: forwards only
             return _offsite_route(lvl.offsite)
-        route = _pfr_only(resolver, key, lvl, domain) if fast else None
+        route = _pfr_only(resolver, key, lvl, domain) if fast and lvl.pfr else None
         if route is not None:
             return route
         if fast:
