@@ -22,11 +22,10 @@ where the path starts, the path as written, and its physical line.
 
 from __future__ import absolute_import, division, print_function
 
-from ._alias_address import C_SPACE
-from ._alias_lsearch import read_lsearch
-from ._alias_parse import parse_list
-
 INCLUDE = ":include:"
+# _alias_address.C_SPACE. The parser is imported where sites are looked for, so a
+# module that only relocates (the secondary's side) does not compile the model.
+C_SPACE = " \t\n\v\f\r"
 
 
 class RelocateError(ValueError):
@@ -51,6 +50,8 @@ def list_sites(text):
     """Include sites of an include file's text (a redirection list, as exim reads it)."""
     if INCLUDE not in text:
         return []
+    from ._alias_parse import parse_list
+
     sites = []
     for item in parse_list(text).items:
         if item["type"] == "include":
@@ -110,6 +111,9 @@ def alias_sites(text, parsed):
                 break
     if not wanted:
         return []
+    from ._alias_lsearch import read_lsearch
+    from ._alias_parse import parse_list
+
     lines = text.split("\n")
     starts = _line_starts(text)
     sites = []

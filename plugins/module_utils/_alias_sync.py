@@ -19,9 +19,7 @@ import posixpath
 import re
 import time
 
-from ._alias_parse import parse_list
 from ._alias_relocate import alias_sites, list_sites
-from ._aliases import parse_aliases
 
 FORMAT = 1
 ALIASES = "aliases"
@@ -164,6 +162,8 @@ def _entry_errors(parsed, shown):
 
 
 def _list_errors(text, shown):
+    from ._alias_parse import parse_list
+
     parsed = parse_list(text)
     if parsed.stop != "error":
         return []
@@ -179,6 +179,8 @@ def plan(texts, allowed_dirs, max_include_prefix=0):
     include file and every include item read), or one that relocation would
     make longer than exim allows (``max_include_prefix`` is the prefix length).
     """
+    from ._aliases import parse_aliases  # the model: only where a plan is made
+
     aliases, shown = texts[ALIASES]
     parsed = parse_aliases(aliases, source=shown)
     errors = _entry_errors(parsed, shown)

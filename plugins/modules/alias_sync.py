@@ -731,10 +731,11 @@ class Run:
 def main():
     module = AnsibleModule(argument_spec=ARGUMENT_SPEC, supports_check_mode=True)
     p = module.params
+    shown = {"module_args": _shown_args(p)}
     if p["validate"] and "%s" not in p["validate"]:
-        module.fail_json(msg="validate must contain %s (the new generation's directory)")
+        module.fail_json(msg="validate must contain %s (the new generation's directory)", invocation=shown)
     if p["keep"] < 1:
-        module.fail_json(msg="keep must be at least 1")
+        module.fail_json(msg="keep must be at least 1", invocation=shown)
     lock = None
     try:
         target = Target(module)
@@ -747,15 +748,26 @@ def main():
     except gen.Refusal as exc:
         current = os.path.join(p["base_dir"], CURRENT)
         serving = os.path.basename(os.readlink(current)) if os.path.islink(current) else None
-        module.fail_json(msg=f"refused ({exc.reason}): {exc}", generation=serving, **exc.result())
+        module.fail_json(
+            msg=f"refused ({exc.reason}): {exc}", generation=serving, invocation=shown, **exc.result()
+        )
     except Failure as exc:
-        module.fail_json(msg=str(exc))
+        module.fail_json(msg=str(exc), invocation=shown)
     except OSError as exc:
-        module.fail_json(msg=f"{exc.filename or p['base_dir']}: {exc.strerror or exc}")
+        module.fail_json(msg=f"{exc.filename or p['base_dir']}: {exc.strerror or exc}", invocation=shown)
     finally:
         if lock is not None:
             lock.release()
-    module.exit_json(**result)
+    module.exit_json(invocation=shown, **result)
+
+
+def _shown_args(params):
+    """The arguments echoed in the result, contents replaced by their size."""
+    shown = {k: v for k, v in params.items() if not k.startswith("_")}
+    shown["aliases"] = f"({len(params['aliases'] or '')} characters)"
+    for key in ("includes", "files"):
+        shown[key] = {name: f"({len(text or '')} characters)" for name, text in (params[key] or {}).items()}
+    return shown
 
 
 if __name__ == "__main__":
