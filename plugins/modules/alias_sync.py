@@ -501,6 +501,8 @@ class Target:
             ids = sorted(n for n in os.listdir(self.generations) if gen.ID_RE.match(n))
         except FileNotFoundError:
             return []
+        # oldest first: the id's time, then the directory's (ids of one second sort by hash)
+        ids.sort(key=lambda n: (n[:16], os.stat(os.path.join(self.generations, n)).st_mtime_ns))
         old = [n for n in ids if n != current_id]
         remove = old[: max(0, len(old) - max(keep, 1) + 1)]
         for name in remove:
@@ -674,7 +676,7 @@ class Run:
                         t.mkdir(walk)
                         dirs.append(walk)
             offsets = relocations.get(rel)
-            unchanged = rel not in blobs and (cur_files.get(rel) or {}).get("sha256") == files[rel]["sha256"]
+            unchanged = (cur_files.get(rel) or {}).get("sha256") == files[rel]["sha256"]
             if unchanged and not offsets and not cur_reloc.get(rel):
                 source = os.path.join(t.generations, cur_id, rel)
                 try:
