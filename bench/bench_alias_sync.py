@@ -148,7 +148,7 @@ class Bench:
         self.inventory = work / "inventory.yml"
         self.playbook = work / "bench.yml"
         self.inventory.write_text(
-            "all:\n  vars:\n    ansible_connection: community.docker.docker\n"
+            "---\nall:\n  vars:\n    ansible_connection: community.docker.docker\n"
             f"    ansible_host: {container}\n  hosts:\n"
             f"    sync:\n      ansible_python_interpreter: {WRAPPER_DIR}/python\n"
             "    copy:\n      ansible_python_interpreter: /usr/bin/python3\n",
@@ -158,8 +158,12 @@ class Bench:
 
     def push(self, mode: str, base: str, varfile: Path | None = None, serial: str = "1") -> dict:
         """Run one task; return its duration, the playbook's wall time and the result."""
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")  # fmt: skip
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        )
         host = "sync" if mode == "sync" else "copy"
         cmd = ["ansible-playbook", "-i", str(self.inventory), str(self.playbook),
                "-e", f"bench_host={host} bench_mode={mode} bench_base={base} serial={serial}",
@@ -229,7 +233,8 @@ def main() -> int:
             row["copy_noop"] = bench.push("copy", dest)
         assert row["first"]["changed"] and not row["noop"]["changed"] and row["one_change"]["changed"], row
         runs.append(row)
-        print(json.dumps({"run": run, **{k: v["s"] for k, v in row.items() if isinstance(v, dict)}}), flush=True)
+        seconds = {k: v["s"] for k, v in row.items() if isinstance(v, dict)}
+        print(json.dumps({"run": run, **seconds}), flush=True)
 
     def med(key):
         values = [r[key]["s"] for r in runs if key in r]
@@ -246,8 +251,12 @@ def main() -> int:
         "module_peak_rss_mb": round(peak / 1024, 1),
     }
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    detail = {"summary": summary, "runs": runs, "bytes": len(files["aliases"].encode()) + sum(
-        len(t.encode()) for t in [*files["includes"].values(), *files["lists"].values()])}
+    detail = {
+        "summary": summary,
+        "runs": runs,
+        "bytes": len(files["aliases"].encode())
+        + sum(len(t.encode()) for t in [*files["includes"].values(), *files["lists"].values()]),
+    }
     (opts.out / f"alias_sync-{stamp}.json").write_text(json.dumps(detail, indent=1), encoding="utf-8")
     print(json.dumps(summary))
     return 0

@@ -127,7 +127,6 @@ options:
         region of a file (with three lines of context) is shown, cut to this many lines.
     type: int
     default: 200
-extends_documentation_fragment: []
 attributes:
   check_mode:
     support: full
@@ -148,10 +147,6 @@ notes:
   - Use the module through its action plugin (the normal case, as a task). Run on its own, for
     instance by C(ansible -m), it needs every content in its arguments and parses the alias file on
     the secondary.
-seealso:
-  - name: The generation layout and the refusals
-    description: C(docs/alias_sync.md) in the collection.
-    link: https://github.com/smartmx/exim/blob/main/docs/alias_sync.md
 """
 
 EXAMPLES = r"""

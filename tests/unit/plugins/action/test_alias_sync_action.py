@@ -67,8 +67,9 @@ def push(site, values, *extra):
         ANSIBLE_LOCALHOST_WARNING="0",
         ANSIBLE_INVENTORY_UNPARSED_WARNING="0",
     )
+    playbook = os.path.join(site["top"], "push.yml")
     proc = subprocess.run(
-        ["ansible-playbook", "-i", "localhost,", os.path.join(site["top"], "push.yml"), "-e", f"@{varfile}", *extra],
+        ["ansible-playbook", "-i", "localhost,", playbook, "-e", f"@{varfile}", *extra],
         cwd=REPO,
         env=env,
         capture_output=True,
@@ -95,7 +96,8 @@ def test_sends_only_what_changed(site):
     assert one["changed"] and one["sent_files"] == ["aliases"]
     assert one["changed_files"] == ["aliases"]
     current = Path(site["base"], "current")
-    assert f"a: a1@example.org\nstaff: :include:{site['base']}/generations/" in (current / "aliases").read_text()
+    stored = (current / "aliases").read_text()
+    assert f"a: a1@example.org\nstaff: :include:{site['base']}/generations/" in stored
     assert (current / f"include{INC}/staff").read_text() == "b@example.org\n"
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from ansible_collections.smartmx.exim.plugins.module_utils._alias_parse import parse_list
 from ansible_collections.smartmx.exim.plugins.module_utils._alias_relocate import (
     RelocateError,
@@ -23,6 +22,10 @@ PREFIX = "/var/lib/smartmx/aliases/generations/20261201T000000Z-0123456789ab/inc
 
 def _offsets(sites):
     return [s[0] for s in sites]
+
+
+def _moved(kind, value):
+    return PREFIX + value if kind == "include" else value
 
 
 def _items(parsed):
@@ -92,9 +95,7 @@ def test_corpus_alias_files_relocate_exactly(path):
     sites = alias_sites(text, parsed)
     moved = relocate(text, _offsets(sites), PREFIX)
     again = parse_aliases(moved)
-    want = {
-        key: [(t, PREFIX + v if t == "include" else v) for t, v in items] for key, items in _items(parsed).items()
-    }
+    want = {key: [(t, _moved(t, v)) for t, v in items] for key, items in _items(parsed).items()}
     assert _items(again) == want
     assert [e["line"] for e in again["errors"]] == [e["line"] for e in parsed["errors"]]
     assert unrelocate(moved, _offsets(sites), PREFIX) == text
@@ -119,5 +120,5 @@ def test_corpus_include_files_relocate_exactly(path):
     moved = relocate(text, _offsets(sites), PREFIX)
     before = [(i["type"], i["value"]) for i in parse_list(text).items]
     after = [(i["type"], i["value"]) for i in parse_list(moved).items]
-    assert after == [(t, PREFIX + v if t == "include" else v) for t, v in before]
+    assert after == [(t, _moved(t, v)) for t, v in before]
     assert unrelocate(moved, _offsets(sites), PREFIX) == text

@@ -23,13 +23,14 @@ from .sync_harness import current, run_module, tree
 
 COLLECTIONS = str(Path(__file__).resolve().parents[4] / ".cache" / "collections")
 INC = "/com/mailer/include"
+ALIASES_PATH = "/com/mailer/aliases"
 ALIASES = (
     "# the primary's aliases\n"
     "postmaster: root\n"
     "staff: :include:/com/mailer/include/staff\n"
     "alice: alice@example.org\n"
     "bob: bob@example.net\n"
-    "list: \"|/usr/lib/mailman/mail/mailman post list\"\n"
+    'list: "|/usr/lib/mailman/mail/mailman post list"\n'
 )
 INCLUDES = {
     f"{INC}/staff": "alice@example.org\n:include:/com/mailer/include/more\n",
@@ -173,9 +174,10 @@ def test_changed_makes_a_new_generation_and_links_unchanged_files(monkeypatch, b
     new_dir = os.path.join(base, "generations", gen_id)
     # unchanged and not relocated: the same inode; relocated: rewritten for the new id
     assert os.stat(os.path.join(new_dir, "punt")).st_ino == os.stat(os.path.join(old_dir, "punt")).st_ino
-    assert os.stat(os.path.join(new_dir, f"include{INC}/more")).st_ino == os.stat(
-        os.path.join(old_dir, f"include{INC}/more")
-    ).st_ino
+    assert (
+        os.stat(os.path.join(new_dir, f"include{INC}/more")).st_ino
+        == os.stat(os.path.join(old_dir, f"include{INC}/more")).st_ino
+    )
     assert f"{base}/generations/{gen_id}/include{INC}/staff" in read(base, "aliases")
     assert first["generation"] not in read(base, "aliases")
     assert first["generation"] not in read(base, f"include{INC}/staff")
@@ -194,7 +196,8 @@ def test_removed_include_is_a_change(monkeypatch, base):
 
 def test_entry_errors_are_reported(monkeypatch, base):
     aliases = ALIASES + "broken: <<\nghost: :include:/com/mailer/include/ghost\n"
-    result = ok(monkeypatch, base, aliases=aliases, includes=dict(INCLUDES, **{f"{INC}/bad": "a@b.org, <<\n"}))
+    includes = dict(INCLUDES, **{f"{INC}/bad": "a@b.org, <<\n"})
+    result = ok(monkeypatch, base, aliases=aliases, includes=includes)
     errors = {(e["file"], e["line"]) for e in result["errors"]}
     assert ("/com/mailer/aliases", 7) in errors  # syntax error
     assert ("/com/mailer/aliases", 8) in errors  # include file not pushed
@@ -213,9 +216,12 @@ REFUSALS = {
     "shrink": ({"aliases": "postmaster: root\nalice: a@example.org\n"}, "aliases", None),
     "include-outside": ({"includes": dict(INCLUDES, **{"/etc/shadow": "x\n"})}, "/etc/shadow", None),
     "include-item-outside": ({"aliases": ALIASES + "evil: :include:/etc/passwd\n"}, "/com/mailer/aliases", 7),
-    "include-dotdot": ({"aliases": ALIASES + "evil: :include:/com/mailer/include/../../../etc/x\n"},
-                       "/com/mailer/aliases", 7),  # fmt: skip
-    "include-too-long": ({"aliases": ALIASES + f"long: :include:{INC}/{'x' * 200}\n"}, "/com/mailer/aliases", 7),
+    "include-dotdot": (
+        {"aliases": ALIASES + f"evil: :include:{INC}/../../../etc/x\n"},
+        "/com/mailer/aliases",
+        7,
+    ),
+    "include-too-long": ({"aliases": ALIASES + f"long: :include:{INC}/{'x' * 200}\n"}, ALIASES_PATH, 7),
     "validate-failed": (
         {"validate": "/bin/sh -c 'echo no good >&2; exit 3' %s", "files": {"rcpt": "new@gnu.test accept\n"}},
         None,
@@ -263,7 +269,7 @@ def test_shrink_guard_can_be_lifted_for_one_run(monkeypatch, base):
 
 
 def test_validate_sees_the_whole_generation_in_place(monkeypatch, base):
-    script = "test -f \"$1/aliases\" && grep -q \"$1/include\" \"$1/aliases\" && test -f \"$1/MANIFEST.json\""
+    script = 'test -f "$1/aliases" && grep -q "$1/include" "$1/aliases" && test -f "$1/MANIFEST.json"'
     result = ok(monkeypatch, base, validate=f"/bin/sh -c '{script}' check %s")
     assert result["changed"]
 
@@ -332,7 +338,8 @@ def test_diff_of_a_big_file_is_the_changed_region_truncated(monkeypatch, base):
 def test_prune_keeps_n_and_never_the_current(monkeypatch, base):
     ids = []
     for n in range(5):
-        ids.append(ok(monkeypatch, base, keep=3, source={"serial": str(n)}, files={"rcpt": f"{n}\n"})["generation"])
+        result = ok(monkeypatch, base, keep=3, source={"serial": str(n)}, files={"rcpt": f"{n}\n"})
+        ids.append(result["generation"])
     left = sorted(os.listdir(os.path.join(base, "generations")))
     assert left == sorted(ids[-3:])
     result = ok(monkeypatch, base, keep=1, files={"rcpt": "last\n"})
@@ -418,7 +425,8 @@ def test_killed_run_leaves_current_serving_and_next_run_cleans_up(monkeypatch, b
     old_dir = os.path.join(base, "generations", first["generation"])
     before = {rel: Path(old_dir, rel).read_bytes() for rel in ("aliases", "rcpt", "MANIFEST.json")}
     new_files = {"rcpt": "killed@gnu.test accept\n", "punt": ""}
-    script = KILLER.format(collections=COLLECTIONS, point=point, after=after, args=args(base, files=new_files))
+    values = args(base, files=new_files)
+    script = KILLER.format(collections=COLLECTIONS, point=point, after=after, args=values)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert proc.returncode == -signal.SIGKILL, proc.stderr
     gen_id, _manifest = current(base)
