@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Time smartmx.exim.alias_sync against ansible.builtin.copy over the Docker connection.
 
@@ -69,7 +68,7 @@ PLAYBOOK = """---
         includes: "{{ include_texts }}"
         allowed_include_dirs: [/com/mailer/include]
         files: "{{ lists }}"
-        source: {host: mx1.gnu.test, serial: "{{ serial }}"}
+        source: {host: mx1.gnu.test, serial: "{{ bench_serial }}"}
     - name: Copy
       when: bench_mode == 'copy'
       ansible.builtin.copy:
@@ -166,7 +165,7 @@ class Bench:
         )
         host = "sync" if mode == "sync" else "copy"
         cmd = ["ansible-playbook", "-i", str(self.inventory), str(self.playbook),
-               "-e", f"bench_host={host} bench_mode={mode} bench_base={base} serial={serial}",
+               "-e", f"bench_host={host} bench_mode={mode} bench_base={base} bench_serial={serial}",
                "-e", f"bench_data={self.work / 'data'}"]  # fmt: skip
         if varfile is not None:
             cmd += ["-e", f"@{varfile}"]

@@ -37,9 +37,8 @@ class ActionModule(ActionBase):
         result = super().run(tmp, task_vars)
         del tmp
         args = dict(self._task.args)
-        hidden = sorted(k for k in args if k.startswith("_"))
-        if hidden:
-            result.update(failed=True, msg=f"unsupported parameters: {', '.join(hidden)}")
+        if "transfer" in args:
+            result.update(failed=True, msg="transfer is set by the action plugin, not by a task")
             return result
         includes = args.get("includes") or {}
         files = args.get("files") or {}
@@ -117,9 +116,9 @@ class ActionModule(ActionBase):
             for rel, (text, name) in texts.items()
             if rel in sent and rel != gen.ALIASES and not rel.startswith(gen.INCLUDE_DIR + "/")
         }
-        module_args.update(_manifest=manifest, _sent=sorted(sent), _probe=probe)
+        module_args["transfer"] = {"manifest": manifest, "sent": sorted(sent), "probe": probe}
         if planned is not None:
-            module_args["_plan"] = planned
+            module_args["transfer"]["plan"] = planned
         return self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
 
 

@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) smartmx.exim contributors
 
@@ -36,7 +37,7 @@ description:
     changed files are then sent, and unchanged files are hard-linked from the current generation.
   - See C(docs/alias_sync.md) in the collection for the layout and what to do about each refusal.
 author:
-  - smartmx.exim contributors
+  - smartmx.exim maintainers (!UNKNOWN)
 options:
   base_dir:
     description:
@@ -121,6 +122,13 @@ options:
       - Seconds to wait for another run's lock before failing.
     type: float
     default: 60
+  transfer:
+    description:
+      - Internal, set by the action plugin; a task that sets it fails.
+      - The manifest of the whole generation, the files whose content this call carries, the
+        plan made on the controller (counts, errors, relocations), and whether the call only asks
+        if the secondary already holds the data.
+    type: dict
   diff_max_lines:
     description:
       - In diff mode, the most lines shown before and after for each changed file; the changed
@@ -131,7 +139,7 @@ attributes:
   check_mode:
     support: full
     description: >-
-      Predicts RV(changed), the refusals except C(validate-failed), and the new generation;
+      Predicts C(changed), the refusals except C(validate-failed), and the new generation;
       writes nothing.
   diff_mode:
     support: full
@@ -144,6 +152,9 @@ attributes:
     description: Needs C(flock), hard links and C(rename) of symbolic links.
 notes:
   - The heartbeat is rewritten on every run that is not refused and not in check mode, changed or not.
+  - The action plugin remembers, on the controller, the manifest it last pushed to each host and
+    O(base_dir) (C(~/.ansible/cache/smartmx.exim.alias_sync/)); when the data differs from it, the
+    changed files go in the first call. It is only a hint, every file is checked on the secondary.
   - Use the module through its action plugin (the normal case, as a task). Run on its own, for
     instance by C(ansible -m), it needs every content in its arguments and parses the alias file on
     the secondary.
@@ -294,12 +305,9 @@ ARGUMENT_SPEC = dict(
     mode=dict(type="str", default="0640"),
     lock_timeout=dict(type="float", default=60),
     diff_max_lines=dict(type="int", default=200),
-    # Set by the action plugin only: the whole manifest, the relative paths whose
-    # content is in this call, the plan computed on the controller, probe or not.
-    _manifest=dict(type="dict"),
-    _sent=dict(type="list", elements="str"),
-    _plan=dict(type="dict"),
-    _probe=dict(type="bool", default=False),
+    # Set by the action plugin only: manifest (the whole generation's files), sent
+    # (the relative paths whose content is in this call), plan, probe.
+    transfer=dict(type="dict"),
 )
 
 
@@ -512,16 +520,17 @@ class Run:
         self.module = module
         self.p = module.params
         self.t = target
+        self.transfer = module.params["transfer"] or {}
 
     def received(self):
         """Manifest files, the texts sent in this call and whether the plan came with them."""
         p = self.p
         texts = gen.gather(p["aliases"], p["includes"], p["files"], p["alias_path"])
-        if p["_manifest"] is None:
+        if not self.transfer.get("manifest"):
             blobs = {rel: gen.check_text(text, shown) for rel, (text, shown) in texts.items()}
             return gen.manifest_files(blobs), texts, blobs
-        files = p["_manifest"]
-        sent = set(p["_sent"] or ())
+        files = self.transfer["manifest"]
+        sent = set(self.transfer.get("sent") or ())
         texts = {rel: v for rel, v in texts.items() if rel in sent}
         blobs = {}
         for rel, (text, shown) in texts.items():
@@ -544,7 +553,7 @@ class Run:
         missing = sorted(
             r for r in files if r not in texts and (old.get(r) or {}).get("sha256") != files[r]["sha256"]
         )
-        if self.p["_probe"] or missing:
+        if self.transfer.get("probe") or missing:
             result.update(changed=True, need=missing)
             return result
         return self.apply(cur_id, cur, files, texts, blobs, result)
@@ -564,8 +573,8 @@ class Run:
     def _plan(self, files, texts, cur_id, cur):
         p = self.p
         prefix_len = len(self.t.prefix("x" * 29))
-        if p["_plan"] is not None:
-            planned = p["_plan"]
+        if self.transfer.get("plan") is not None:
+            planned = self.transfer["plan"]
             for ref in planned.get("references", []):
                 if not gen.inside(ref["path"], p["allowed_include_dirs"]):
                     message = f"{ref['file']}: line {ref['line']}: :include:{ref['path']} is outside"
@@ -760,7 +769,7 @@ def main():
 
 def _shown_args(params):
     """The arguments echoed in the result, contents replaced by their size."""
-    shown = {k: v for k, v in params.items() if not k.startswith("_")}
+    shown = {k: v for k, v in params.items() if k != "transfer"}
     shown["aliases"] = f"({len(params['aliases'] or '')} characters)"
     for key in ("includes", "files"):
         shown[key] = {name: f"({len(text or '')} characters)" for name, text in (params[key] or {}).items()}
