@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -202,7 +203,8 @@ def main() -> int:
 
     files = site_files(opts.aliases, opts.includes, opts.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="alias_sync-", dir=opts.out))
+    # The generated playbook and data live outside the checkout (linters scan it).
+    work = Path(tempfile.mkdtemp(prefix="smartmx-alias-sync-bench-"))
     (work / "data").mkdir()
     write_data(work / "data", files)
     base_vars = {"alias_text": files["aliases"], "include_texts": files["includes"], "lists": files["lists"]}
@@ -257,6 +259,7 @@ def main() -> int:
         + sum(len(t.encode()) for t in [*files["includes"].values(), *files["lists"].values()]),
     }
     (opts.out / f"alias_sync-{stamp}.json").write_text(json.dumps(detail, indent=1), encoding="utf-8")
+    shutil.rmtree(work)
     print(json.dumps(summary))
     return 0
 
