@@ -13,7 +13,9 @@ with the community.docker.docker connection and pipelining (ansible.cfg):
 * first copy and no-op copy of the same files (the data directory: aliases,
   include/..., rcpt, punt) with ansible.builtin.copy, in the same runs.
 
-Every figure is the task's own duration from the ansible.posix.json callback
+Each sync run also times one ansible.builtin.ping task (ping_s in the result
+file, not in the summary line): the cost of one trivial module call at that
+moment, the floor for any task. Every figure is the task's own duration from the ansible.posix.json callback
 (the playbook's start-up is left out; it is recorded as wall_s beside it), the
 median of --runs runs. The module's peak RSS on the target comes from a small
 interpreter wrapper there (RUSAGE_CHILDREN of each module process); the figure
@@ -70,6 +72,9 @@ PLAYBOOK = """---
         allowed_include_dirs: [/com/mailer/include]
         files: "{{ lists }}"
         source: {host: mx1.gnu.test, serial: "{{ bench_serial }}"}
+    - name: Ping
+      when: bench_mode == 'ping'
+      ansible.builtin.ping:
     - name: Copy
       when: bench_mode == 'copy'
       ansible.builtin.copy:
@@ -164,7 +169,7 @@ class Bench:
             ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
             ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
         )
-        host = "sync" if mode == "sync" else "copy"
+        host = "copy" if mode == "copy" else "sync"
         cmd = ["ansible-playbook", "-i", str(self.inventory), str(self.playbook),
                "-e", f"bench_host={host} bench_mode={mode} bench_base={base} bench_serial={serial}",
                "-e", f"bench_data={self.work / 'data'}"]  # fmt: skip
@@ -178,12 +183,19 @@ class Bench:
         report = json.loads(proc.stdout)
         for task in report["plays"][0]["tasks"]:
             res = task["hosts"].get(host)
-            if task["task"]["name"] in ("Sync", "Copy") and res and not res.get("skipped"):
+            if task["task"]["name"] in ("Sync", "Ping", "Copy") and res and not res.get("skipped"):
                 d = task["task"]["duration"]
                 seconds = (_when(d["end"]) - _when(d["start"])).total_seconds()
                 return {"s": seconds, "wall_s": round(wall, 3), "changed": res.get("changed"),
                         "sent_files": res.get("sent_files"), "generation": res.get("generation")}  # fmt: skip
         raise RuntimeError(f"no {mode} task in the report")
+
+
+def _progress(out_file: Path, runs: list, copies: list, **row) -> None:
+    """Print one step's figures and keep what is measured so far."""
+    print(json.dumps(row), flush=True)
+    partial = {"partial": True, "runs": runs, "copies": copies}
+    out_file.write_text(json.dumps(partial, indent=1), encoding="utf-8")
 
 
 def _when(text: str) -> datetime:
@@ -198,8 +210,10 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--container", default="smartmx-syncbench-mx2")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    ap.add_argument("--no-copy", action="store_true", help="skip ansible.builtin.copy (quick check)")
+    ap.add_argument("--copy-runs", type=int, help="runs of ansible.builtin.copy (default: --runs; 0: none)")
     opts = ap.parse_args()
+    if opts.copy_runs is None:
+        opts.copy_runs = opts.runs
 
     files = site_files(opts.aliases, opts.includes, opts.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
@@ -213,7 +227,10 @@ def main() -> int:
     bench = Bench(work, opts.container)
     docker("exec", opts.container, "rm", "-rf", "/var/lib/smartmx/bench")
     runs = []
+    copies = []
     peak = 0
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out_file = opts.out / f"alias_sync-{stamp}.json"
     for run in range(opts.runs):
         changed = dict(base_vars, alias_text=one_change(files["aliases"], files["keys"], run))
         changed_file = work / f"change-{run}.json"
@@ -226,19 +243,24 @@ def main() -> int:
             "one_change": bench.push("sync", base, changed_file, serial="2"),
         }
         rss = rss_log(opts.container)
+        row["ping"] = bench.push("ping", base)  # the floor: one trivial module call, same moment
         row["rss_kib"] = rss
         peak = max([peak, *rss])
-        if not opts.no_copy:
-            dest = f"/var/lib/smartmx/bench/copy-{run}"
-            row["copy_first"] = bench.push("copy", dest)
-            row["copy_noop"] = bench.push("copy", dest)
         assert row["first"]["changed"] and not row["noop"]["changed"] and row["one_change"]["changed"], row
         runs.append(row)
         seconds = {k: v["s"] for k, v in row.items() if isinstance(v, dict)}
-        print(json.dumps({"run": run, **seconds}), flush=True)
+        _progress(out_file, runs, copies, run=run, **seconds)
+    # copy is slow (a round trip per file): its runs come after every sync run
+    for run in range(opts.copy_runs):
+        dest = f"/var/lib/smartmx/bench/copy-{run}"
+        row = {"copy_first": bench.push("copy", dest)}
+        _progress(out_file, runs, [*copies, row], copy_run=run, copy_first=row["copy_first"]["s"])
+        row["copy_noop"] = bench.push("copy", dest)
+        copies.append(row)
+        _progress(out_file, runs, copies, copy_run=run, copy_noop=row["copy_noop"]["s"])
 
     def med(key):
-        values = [r[key]["s"] for r in runs if key in r]
+        values = [r[key]["s"] for r in runs + copies if key in r]
         return round(statistics.median(values), 3) if values else None
 
     summary = {
