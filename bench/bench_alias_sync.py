@@ -225,17 +225,19 @@ def main() -> int:
     (work / "base.json").write_text(json.dumps(base_vars), encoding="utf-8")
     start_container(opts.container)
     bench = Bench(work, opts.container)
-    docker("exec", opts.container, "rm", "-rf", "/var/lib/smartmx/bench")
     runs = []
     copies = []
     peak = 0
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
     out_file = opts.out / f"alias_sync-{stamp}.json"
+    # Fresh directories per invocation: no earlier run's state (nor the controller's
+    # remembered manifest for a base_dir) plays a part in a first push.
+    root = f"/var/lib/smartmx/bench/{stamp}"
     for run in range(opts.runs):
         changed = dict(base_vars, alias_text=one_change(files["aliases"], files["keys"], run))
         changed_file = work / f"change-{run}.json"
         changed_file.write_text(json.dumps(changed), encoding="utf-8")
-        base = f"/var/lib/smartmx/bench/sync-{run}"
+        base = f"{root}/sync-{run}"
         rss_log(opts.container, clear=True)
         row = {
             "first": bench.push("sync", base, work / "base.json"),
@@ -252,7 +254,7 @@ def main() -> int:
         _progress(out_file, runs, copies, run=run, **seconds)
     # copy is slow (a round trip per file): its runs come after every sync run
     for run in range(opts.copy_runs):
-        dest = f"/var/lib/smartmx/bench/copy-{run}"
+        dest = f"{root}/copy-{run}"
         row = {"copy_first": bench.push("copy", dest)}
         _progress(out_file, runs, [*copies, row], copy_run=run, copy_first=row["copy_first"]["s"])
         row["copy_noop"] = bench.push("copy", dest)
@@ -282,6 +284,7 @@ def main() -> int:
     }
     (opts.out / f"alias_sync-{stamp}.json").write_text(json.dumps(detail, indent=1), encoding="utf-8")
     shutil.rmtree(work)
+    docker("exec", opts.container, "rm", "-rf", root)
     print(json.dumps(summary))
     return 0
 

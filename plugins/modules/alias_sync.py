@@ -229,6 +229,10 @@ errors:
       line: 12
       local_part: bad
       message: 'malformed address: < may not follow a'
+manifest_sha256:
+  description: The sha256 of the generation's C(MANIFEST.json) file as stored.
+  returned: success
+  type: str
 manifest:
   description: >-
     The generation's C(MANIFEST.json): format, generation, created, source, files (sha256 and
@@ -240,6 +244,24 @@ heartbeat:
   returned: success
   type: dict
   sample: {path: /var/lib/smartmx/aliases/heartbeat, time: 1796157600, written: true}
+sent_files:
+  description: Through the action plugin, the relative paths whose content was sent to the secondary.
+  returned: when the data changed
+  type: list
+  elements: str
+  sample: [aliases]
+heartbeat_only:
+  description: >-
+    Through the action plugin, true when the controller's remembered manifest matched and a
+    shell check on the secondary (under the lock) confirmed it, so only the heartbeat was
+    rewritten, without running the module.
+  returned: when that happened
+  type: bool
+cleaned:
+  description: What the run removed of killed runs' leftovers (C(.incoming-*), unactivated generations).
+  returned: success
+  type: list
+  elements: str
 pruned:
   description: Generation ids removed by this run.
   returned: success
@@ -381,6 +403,7 @@ class Target:
         self.gid = self._id(p["group"], grp.getgrnam, "gr_gid")
         self.generations = os.path.join(self.base, GENERATIONS)
         self.check = module.check_mode
+        self.manifest_sha256 = None  # of the current generation's MANIFEST.json, once read
 
     @staticmethod
     def _id(name, lookup, field):
@@ -406,9 +429,11 @@ class Target:
         gen_id = os.path.basename(target.rstrip("/"))
         try:
             with open(os.path.join(self.generations, gen_id, gen.MANIFEST), "rb") as f:
-                manifest = json.load(f)
+                data = f.read()
+            manifest = json.loads(data)
         except (OSError, ValueError):
             return gen_id, None
+        self.manifest_sha256 = gen.digest(data)
         return gen_id, manifest
 
     def pushed_text(self, gen_id, manifest, rel):
@@ -566,6 +591,7 @@ class Run:
             counts=cur.get("counts", {}),
             errors=cur.get("errors", []),
             manifest=cur,
+            manifest_sha256=self.t.manifest_sha256,
             heartbeat=self.t.heartbeat(cur_id, cur.get("source"), False),
         )
         return result
@@ -633,6 +659,8 @@ class Run:
             errors=planned["errors"],
             manifest=manifest,
         )
+        body = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode("utf-8")
+        result["manifest_sha256"] = gen.digest(body)
         if self.module._diff:
             result["diff"] = self.diff(changed, files, texts, cur_id, cur)
         if t.check:
@@ -641,7 +669,7 @@ class Run:
         t.ensure_base()
         incoming = tempfile.mkdtemp(prefix=INCOMING, dir=t.base)
         staged = os.path.join(incoming, "generation")
-        self.write(staged, gen_id, files, texts, blobs, relocations, cur_id, cur, manifest)
+        self.write(staged, gen_id, files, texts, blobs, relocations, cur_id, cur, body)
         with open(os.path.join(incoming, "claim"), "w", encoding="ascii") as f:
             f.write(gen_id + "\n")
             f.flush()
@@ -661,7 +689,7 @@ class Run:
         result["pruned"] = t.prune(p["keep"], gen_id)
         return result
 
-    def write(self, staged, gen_id, files, texts, blobs, relocations, cur_id, cur, manifest):
+    def write(self, staged, gen_id, files, texts, blobs, relocations, cur_id, cur, body):
         t = self.t
         t.mkdir(staged)
         dirs = [staged]
@@ -696,8 +724,7 @@ class Run:
             else:
                 data = self.texts_for([rel], files, texts, cur_id, cur)[rel].encode("utf-8")
             t.write_file(path, data)
-        body = json.dumps(manifest, sort_keys=True, indent=1) + "\n"
-        t.write_file(os.path.join(staged, gen.MANIFEST), body.encode("utf-8"))
+        t.write_file(os.path.join(staged, gen.MANIFEST), body)
         for path in reversed(dirs):
             _fsync_dir(path)
 

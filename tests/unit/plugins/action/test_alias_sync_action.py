@@ -7,6 +7,7 @@ stays right when its hint is wrong.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import shutil
@@ -33,6 +34,7 @@ PLAYBOOK = """---
         includes: "{{ include_texts }}"
         allowed_include_dirs: [/com/mailer/include]
         files: "{{ lists }}"
+        lock_timeout: "{{ lock_timeout | default(60) }}"
       ignore_errors: true
 """
 
@@ -90,8 +92,15 @@ def test_sends_only_what_changed(site):
     assert first["changed"] and not first.get("failed")
     assert first["sent_files"] == ["aliases", f"include{INC}/staff", "punt", "rcpt"]
     assert first["counts"]["aliases"] == 2
+    beat = Path(site["base"], "heartbeat")
+    before = beat.stat().st_mtime_ns
     noop = push(site, data())
-    assert noop["changed"] is False and "sent_files" not in noop  # the probe answered
+    # the remembered manifest matches: a shell check under the lock, then the heartbeat
+    assert noop["changed"] is False and noop["heartbeat_only"] is True and "sent_files" not in noop
+    assert noop["generation"] == first["generation"] and noop["counts"] == first["counts"]
+    assert beat.stat().st_mtime_ns > before
+    assert json.loads(beat.read_text())["generation"] == first["generation"]
+    assert oct(beat.stat().st_mode & 0o777) == "0o640"
     one = push(site, data(1))
     assert one["changed"] and one["sent_files"] == ["aliases"]
     assert one["changed_files"] == ["aliases"]
@@ -104,10 +113,10 @@ def test_sends_only_what_changed(site):
 def test_a_wrong_hint_costs_a_round_trip_not_a_wrong_generation(site):
     push(site, data())
     hint = hint_files(site)
-    manifest = json.loads(hint.read_text())
-    manifest["rcpt"]["sha256"] = "0" * 64  # the controller misremembers
-    manifest["aliases"]["sha256"] = "1" * 64
-    hint.write_text(json.dumps(manifest))
+    remembered = json.loads(hint.read_text())
+    remembered["files"]["rcpt"]["sha256"] = "0" * 64  # the controller misremembers
+    remembered["files"]["aliases"]["sha256"] = "1" * 64
+    hint.write_text(json.dumps(remembered))
     new = data(2, rcpt="a@gnu.test defer moving\n")
     result = push(site, new)
     assert result["changed"] and not result.get("failed")
@@ -119,6 +128,28 @@ def test_a_wrong_hint_costs_a_round_trip_not_a_wrong_generation(site):
     os.unlink(Path(site["base"], "current"))
     again = push(site, data(3))
     assert again["changed"] and again["sent_files"] == ["aliases", f"include{INC}/staff", "punt", "rcpt"]
+
+
+def test_heartbeat_only_gives_way_to_the_module(site):
+    first = push(site, data())
+    # a killed run's leftover: the module must run (and clean it)
+    Path(site["base"], ".incoming-leftover").mkdir()
+    noop = push(site, data())
+    assert noop["changed"] is False and "heartbeat_only" not in noop
+    assert ".incoming-leftover" in noop["cleaned"]
+    # the generation changed behind the controller's back
+    manifest = Path(site["base"], "current", "MANIFEST.json")
+    manifest.chmod(0o644)
+    manifest.write_text(manifest.read_text().replace('"format": 1', '"format": 1 '))
+    again = push(site, data())
+    assert again["changed"] is False and "heartbeat_only" not in again
+    assert again["generation"] == first["generation"]
+    assert push(site, data())["heartbeat_only"] is True  # remembered again
+    # lock held: the shell fails as the module does, after lock_timeout
+    with open(Path(site["base"], ".lock"), "a") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        third = push(site, data(), "-e", "lock_timeout=0.5")
+    assert third["failed"] and "another alias_sync run holds" in third["msg"]
 
 
 def test_refusal_check_mode_and_diff_through_the_action(site):
