@@ -49,11 +49,12 @@ import bench_aliases  # noqa: E402
 IMAGE = "smartmx-lab/debian:bookworm"
 WRAPPER_DIR = "/opt/syncbench"
 WRAPPER = f"""#!/usr/bin/python3
-# Runs the module with the real interpreter and records the child's peak RSS (KiB).
+# Runs the module with the real interpreter; records the child's peak RSS (KiB) and CPU seconds.
 import resource, subprocess, sys, time
 rc = subprocess.call(["/usr/bin/python3", *sys.argv[1:]])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open("{WRAPPER_DIR}/rss.log", "a") as f:
-    f.write("%.3f %d\\n" % (time.time(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    f.write("%.3f %d %.3f %.3f\\n" % (time.time(), r.ru_maxrss, r.ru_utime, r.ru_stime))
 sys.exit(rc)
 """
 
