@@ -28,6 +28,9 @@ DEFAULT_BASE = "/var/lib/smartmx/aliases"
 # still checks every file against its current generation).
 HINT_DIR = os.path.expanduser("~/.ansible/cache/smartmx.exim.alias_sync")
 # len("/generations/<id>/include"): the part of the relocation prefix after base_dir.
+# Files at least this big are kept on the controller after a push and, when they
+# change, sent as their changed lines.
+DELTA_MIN = 64 * 1024
 _SHA = re.compile(r"\A[0-9a-f]{64}\Z")
 _MODE = re.compile(r"\A0?[0-7]{3}\Z")
 _PREFIX_TAIL = len("/generations/") + len("yyyymmddTHHMMSSZ-") + 12 + len("/include")
@@ -65,14 +68,18 @@ class ActionModule(ActionBase):
             if quick is not None:
                 result.update(quick)
                 return result
+        deltas = {}
         if hint is not None and not gen.same_files(manifest, hint["files"]):
-            # The secondary probably holds what was pushed last: send what changed since.
+            # The secondary probably holds what was pushed last: send what changed since,
+            # big files as their changed lines.
             sent = gen.changed_files(manifest, hint["files"])
             sent = [rel for rel in sent if rel in manifest]
+            deltas = self._deltas(hint_path, sent, texts, hint["files"])
+            sent = [rel for rel in sent if rel not in deltas]
         else:
             probe = self._call(args, texts, manifest, (), None, task_vars, probe=True)
             if probe.get("failed") or "need" not in probe:
-                self._save_hint(hint_path, manifest, probe)
+                self._save_hint(hint_path, manifest, probe, texts)
                 result.update(probe)
                 return result
             sent = probe["need"]
@@ -81,9 +88,10 @@ class ActionModule(ActionBase):
         except gen.Refusal as exc:
             result.update(failed=True, msg=f"refused ({exc.reason}): {exc}", **exc.result())
             return result
-        applied = self._call(args, texts, manifest, sent, planned, task_vars)
+        applied = self._call(args, texts, manifest, sent, planned, task_vars, deltas=deltas)
         if not applied.get("failed") and "need" in applied:
             # The secondary's current generation is not the one expected: send what it lacks.
+            deltas = {}
             sent = sorted(set(sent) | set(applied["need"]))
             applied = self._call(args, texts, manifest, sent, planned, task_vars)
             if not applied.get("failed") and "need" in applied:
@@ -91,7 +99,8 @@ class ActionModule(ActionBase):
                 applied = self._call(args, texts, manifest, sent, planned, task_vars)
         applied.pop("need", None)
         applied["sent_files"] = sorted(sent)
-        self._save_hint(hint_path, manifest, applied)
+        applied["sent_changed_lines"] = sorted(deltas)
+        self._save_hint(hint_path, manifest, applied, texts)
         result.update(applied)
         return result
 
@@ -101,23 +110,41 @@ class ActionModule(ActionBase):
         key = gen.digest(f"{host}\0{base}".encode())[:24]
         return os.path.join(HINT_DIR, f"{key}.json")
 
-    def _save_hint(self, path, manifest, outcome):
+    def _deltas(self, hint_path, sent, texts, remembered):
+        """Changed lines of each big changed file whose last pushed text the controller kept."""
+        try:
+            with open(_texts_path(hint_path), encoding="utf-8") as f:
+                kept = json.load(f)
+        except (OSError, ValueError):
+            return {}
+        deltas = {}
+        for rel in sent:
+            old = kept.get(rel) if isinstance(kept, dict) else None
+            new = texts[rel][0]
+            if not isinstance(old, str) or len(new) < DELTA_MIN or rel not in remembered:
+                continue
+            base_sha = remembered[rel]["sha256"]
+            if gen.digest(old.encode("utf-8")) != base_sha:
+                continue
+            delta = gen.line_delta(old, new)
+            if delta is not None:
+                delta["base_sha256"] = base_sha
+                deltas[rel] = delta
+        return deltas
+
+    def _save_hint(self, path, manifest, outcome, texts=None):
         if self._task.check_mode or outcome.get("failed"):
             return
+        if texts is not None and (outcome.get("changed") or not os.path.exists(_texts_path(path))):
+            big = {rel: text for rel, (text, _shown) in texts.items() if len(text) >= DELTA_MIN}
+            _write_json(_texts_path(path), big)
         hint = {
             "files": manifest,
             "generation": outcome.get("generation"),
             "manifest_sha256": outcome.get("manifest_sha256"),
             "manifest": outcome.get("manifest"),
         }
-        try:
-            os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            tmp = f"{path}.{os.getpid()}"
-            with open(tmp, "w", encoding="utf-8") as f:
-                json.dump(hint, f)
-            os.replace(tmp, path)
-        except OSError:
-            pass  # only a hint: the next run asks the secondary first
+        _write_json(path, hint)
 
     def _heartbeat_only(self, args, hint, base):
         """The unchanged run without the module: None when the secondary is not as remembered.
@@ -175,7 +202,7 @@ class ActionModule(ActionBase):
             "heartbeat_only": True,
         }
 
-    def _call(self, args, texts, manifest, sent, planned, task_vars, probe=False):
+    def _call(self, args, texts, manifest, sent, planned, task_vars, probe=False, deltas=None):
         """Run the module with the manifest and the contents of ``sent`` only."""
         sent = set(sent)
         module_args = dict(args)
@@ -190,9 +217,26 @@ class ActionModule(ActionBase):
             if rel in sent and rel != gen.ALIASES and not rel.startswith(gen.INCLUDE_DIR + "/")
         }
         module_args["transfer"] = {"manifest": manifest, "sent": sorted(sent), "probe": probe}
+        if deltas:
+            module_args["transfer"]["deltas"] = deltas
         if planned is not None:
             module_args["transfer"]["plan"] = planned
         return self._execute_module(module_name=MODULE, module_args=module_args, task_vars=task_vars)
+
+
+def _texts_path(hint_path):
+    return hint_path[: -len(".json")] + ".texts.json"
+
+
+def _write_json(path, value):
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        tmp = f"{path}.{os.getpid()}"
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(value, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass  # only a hint: the next run asks the secondary first
 
 
 def _load_hint(path):

@@ -250,6 +250,14 @@ sent_files:
   type: list
   elements: str
   sample: [aliases]
+sent_changed_lines:
+  description: >-
+    Through the action plugin, the relative paths sent as their changed lines only (files of
+    64 KiB or more whose previous text the controller kept); the module rebuilt them from the
+    current generation and checked their sha256.
+  returned: when the data changed
+  type: list
+  elements: str
 heartbeat_only:
   description: >-
     Through the action plugin, true when the controller's remembered manifest matched and a
@@ -547,8 +555,8 @@ class Run:
         self.t = target
         self.transfer = module.params["transfer"] or {}
 
-    def received(self):
-        """Manifest files, the texts sent in this call and whether the plan came with them."""
+    def received(self, cur_id, cur):
+        """Manifest files, and the texts and bytes this call carries (sent whole or as changed lines)."""
         p = self.p
         texts = gen.gather(p["aliases"], p["includes"], p["files"], p["alias_path"])
         if not self.transfer.get("manifest"):
@@ -563,13 +571,39 @@ class Run:
             if rel not in files or gen.digest(data) != files[rel]["sha256"]:
                 raise Failure(f"{shown}: the content sent does not match the manifest")
             blobs[rel] = data
+        for rel, delta in (self.transfer.get("deltas") or {}).items():
+            if rel in texts or rel not in files:
+                continue
+            text = self.patched(rel, delta, cur_id, cur)
+            if text is None:
+                continue  # the run asks for the whole file
+            shown = self.p["alias_path"] if rel == gen.ALIASES else rel
+            if rel.startswith(gen.INCLUDE_DIR + "/"):
+                shown = rel[len(gen.INCLUDE_DIR) :]
+            data = gen.check_text(text, shown)
+            if gen.digest(data) == files[rel]["sha256"]:
+                texts[rel] = (text, shown)
+                blobs[rel] = data
         return files, texts, blobs
+
+    def patched(self, rel, delta, cur_id, cur):
+        """A changed file rebuilt from the current generation's and the changed lines sent."""
+        if not cur or (cur["files"].get(rel) or {}).get("sha256") != delta.get("base_sha256"):
+            return None
+        base = self.t.pushed_text(cur_id, cur, rel)
+        if base is None:
+            return None
+        lines = base.split("\n")
+        head, tail = delta["head"], delta["tail"]
+        if head + tail > len(lines):
+            return None
+        return "\n".join(lines[:head] + list(delta["middle"]) + lines[len(lines) - tail :])
 
     def run(self):
         t = self.t
         cur_id, cur = t.current()
         cleaned = [] if t.check else t.cleanup(cur_id)
-        files, texts, blobs = self.received()
+        files, texts, blobs = self.received(cur_id, cur)
         cur_files = cur["files"] if cur else None
         result = {"previous": cur_id, "cleaned": cleaned, "pruned": []}
         if gen.same_files(files, cur_files):

@@ -441,3 +441,54 @@ def test_killed_run_leaves_current_serving_and_next_run_cleans_up(monkeypatch, b
     # what is left is the old generation and the new current one, nothing half-made
     assert set(os.listdir(os.path.join(base, "generations"))) == {first["generation"], result["generation"]}
     assert read(base, "rcpt") == new_files["rcpt"]
+
+
+# -- changed lines instead of a whole file (what the action plugin sends) -------
+
+
+def _transfer(base, aliases, **extra):
+    from ansible_collections.smartmx.exim.plugins.module_utils import _alias_sync as gen
+
+    texts = gen.gather(aliases, INCLUDES, FILES, ALIASES_PATH)
+    blobs = {rel: gen.check_text(text, shown) for rel, (text, shown) in texts.items()}
+    prefix = len(f"{base}/generations/") + 29 + len("/include")
+    transfer = {"manifest": gen.manifest_files(blobs), "sent": [], "plan": gen.plan(texts, [INC], prefix)}
+    transfer.update(extra)
+    return gen, transfer
+
+
+def test_changed_lines_rebuild_the_file_from_the_current_generation(monkeypatch, base):
+    big = ALIASES + "".join(f"user{n}: user{n}@example.org\n" for n in range(3000))
+    first = ok(monkeypatch, base, aliases=big)
+    new = big.replace("user1500: user1500@example.org", "user1500: moved@example.org")
+    gen, transfer = _transfer(base, new)
+    delta = gen.line_delta(big, new)
+    assert delta["middle"] == ["user1500: moved@example.org"]
+    delta["base_sha256"] = first["manifest"]["files"]["aliases"]["sha256"]
+    transfer["deltas"] = {"aliases": delta}
+    result = ok(monkeypatch, base, aliases="", includes={}, files={}, transfer=transfer)
+    assert result["changed"] and result["changed_files"] == ["aliases"]
+    gen_id, manifest = current(base)
+    stored = read(base, "aliases")
+    assert "user1500: moved@example.org\n" in stored
+    assert f":include:{base}/generations/{gen_id}/include{INC}/staff" in stored
+    assert manifest["files"]["aliases"]["sha256"] == transfer["manifest"]["aliases"]["sha256"]
+
+
+def test_changed_lines_on_the_wrong_base_ask_for_the_whole_file(monkeypatch, base):
+    ok(monkeypatch, base)
+    new = ALIASES.replace("bob@example.net", "bob@example.com")
+    gen, transfer = _transfer(base, new)
+    delta = gen.line_delta(ALIASES, new)
+    delta["base_sha256"] = "0" * 64
+    transfer["deltas"] = {"aliases": delta}
+    before = tree(base)
+    result = ok(monkeypatch, base, aliases="", includes={}, files={}, transfer=transfer)
+    assert result["need"] == ["aliases"]
+    assert without_heartbeat(tree(base)) == without_heartbeat(before)
+    # a delta whose result does not match the manifest is not used either
+    delta = gen.line_delta(ALIASES, new.replace("com", "org"))
+    delta["base_sha256"] = current(base)[1]["files"]["aliases"]["sha256"]
+    transfer["deltas"] = {"aliases": delta}
+    result = ok(monkeypatch, base, aliases="", includes={}, files={}, transfer=transfer)
+    assert result["need"] == ["aliases"]
