@@ -276,14 +276,10 @@ def main() -> int:
         "copy_noop_s": med("copy_noop"),
         "module_peak_rss_mb": round(peak / 1024, 1),
     }
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    detail = {
-        "summary": summary,
-        "runs": runs,
-        "bytes": len(files["aliases"].encode())
-        + sum(len(t.encode()) for t in [*files["includes"].values(), *files["lists"].values()]),
-    }
-    (opts.out / f"alias_sync-{stamp}.json").write_text(json.dumps(detail, indent=1), encoding="utf-8")
+    texts = [files["aliases"], *files["includes"].values(), *files["lists"].values()]
+    size = sum(len(t.encode()) for t in texts)
+    detail = {"summary": summary, "runs": runs, "copies": copies, "bytes": size}
+    out_file.write_text(json.dumps(detail, indent=1), encoding="utf-8")
     shutil.rmtree(work)
     docker("exec", opts.container, "rm", "-rf", root)
     print(json.dumps(summary))
