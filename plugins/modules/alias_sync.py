@@ -468,6 +468,12 @@ class Target:
             else:
                 os.lchown(path, self.uid, self.gid)
 
+    def same_attributes(self, st):
+        """Whether a file already has the mode, owner and group this run writes with."""
+        return (
+            st.st_mode & 0o7777 == self.mode and self.uid in (-1, st.st_uid) and self.gid in (-1, st.st_gid)
+        )
+
     def mkdir(self, path):
         os.mkdir(path, self.dir_mode)
         os.chmod(path, self.dir_mode)
@@ -746,8 +752,9 @@ class Run:
             if unchanged and not offsets and not cur_reloc.get(rel):
                 source = os.path.join(t.generations, cur_id, rel)
                 try:
-                    os.link(source, path)
-                    continue
+                    if t.same_attributes(os.stat(source)):
+                        os.link(source, path)
+                        continue
                 except OSError:
                     pass
             if offsets:

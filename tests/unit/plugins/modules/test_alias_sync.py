@@ -183,6 +183,14 @@ def test_changed_makes_a_new_generation_and_links_unchanged_files(monkeypatch, b
     assert first["generation"] not in read(base, f"include{INC}/staff")
 
 
+def test_a_new_mode_is_not_shared_through_a_hard_link(monkeypatch, base):
+    first = ok(monkeypatch, base)
+    ok(monkeypatch, base, mode="0440", files=dict(FILES, rcpt="x@gnu.test accept\n"))
+    old_punt = os.path.join(base, "generations", first["generation"], "punt")
+    assert stat.S_IMODE(os.stat(os.path.join(base, "current", "punt")).st_mode) == 0o440
+    assert stat.S_IMODE(os.stat(old_punt).st_mode) == 0o640
+
+
 def test_removed_include_is_a_change(monkeypatch, base):
     ok(monkeypatch, base)
     includes = {f"{INC}/staff": "alice@example.org\n"}
