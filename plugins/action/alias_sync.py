@@ -159,7 +159,7 @@ class ActionModule(ActionBase):
         manifest = hint.get("manifest") or {}
         if not (gen.ID_RE.match(gen_id) and _SHA.match(sha) and gen.SAFE_PATH.match(base)):
             return None
-        if not _MODE.match(mode) or not isinstance(manifest, dict):
+        if not isinstance(mode, str) or not _MODE.match(mode) or not isinstance(manifest, dict):
             return None
         now = int(time.time())
         body = {"generation": gen_id, "time": now, "changed": False, "source": manifest.get("source")}
