@@ -83,8 +83,14 @@ class ActionModule(ActionBase):
                 result.update(probe)
                 return result
             sent = probe["need"]
+        allowed = args.get("allowed_include_dirs") or []
+        plan_key = gen.plan_key(manifest, allowed, len(base) + _PREFIX_TAIL)
         try:
-            planned = gen.plan(texts, args.get("allowed_include_dirs") or [], len(base) + _PREFIX_TAIL)
+            parsed = not (hint is not None and hint.get("plan") and hint.get("plan_key") == plan_key)
+            if parsed:
+                planned = gen.plan(texts, allowed, len(base) + _PREFIX_TAIL)
+            else:  # only the lists changed: the alias file need not be parsed again
+                planned = gen.reuse_plan(hint["plan"], texts)
         except gen.Refusal as exc:
             result.update(failed=True, msg=f"refused ({exc.reason}): {exc}", **exc.result())
             return result
@@ -100,7 +106,8 @@ class ActionModule(ActionBase):
         applied.pop("need", None)
         applied["sent_files"] = sorted(sent)
         applied["sent_changed_lines"] = sorted(deltas)
-        self._save_hint(hint_path, manifest, applied, texts)
+        applied["aliases_parsed"] = parsed
+        self._save_hint(hint_path, manifest, applied, texts, (planned, plan_key))
         result.update(applied)
         return result
 
@@ -132,7 +139,7 @@ class ActionModule(ActionBase):
                 deltas[rel] = delta
         return deltas
 
-    def _save_hint(self, path, manifest, outcome, texts=None):
+    def _save_hint(self, path, manifest, outcome, texts=None, planned=(None, None)):
         if self._task.check_mode or outcome.get("failed"):
             return
         if texts is not None and (outcome.get("changed") or not os.path.exists(_texts_path(path))):
@@ -143,6 +150,8 @@ class ActionModule(ActionBase):
             "generation": outcome.get("generation"),
             "manifest_sha256": outcome.get("manifest_sha256"),
             "manifest": outcome.get("manifest"),
+            "plan": planned[0],
+            "plan_key": planned[1],
         }
         _write_json(path, hint)
 

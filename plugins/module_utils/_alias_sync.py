@@ -242,6 +242,25 @@ def plan(texts, allowed_dirs, max_include_prefix=0):
     }
 
 
+def reuse_plan(old, texts):
+    """A plan for texts whose alias and include files are those ``old`` was made for."""
+    counts = {k: old["counts"][k] for k in ("aliases", "includes", "errors")}
+    counts["files"] = len(texts)
+    counts["bytes"] = sum(len(t) for t, _s in texts.values())
+    for rel, (text, _shown) in texts.items():
+        if rel != ALIASES and not rel.startswith(INCLUDE_DIR + "/"):
+            counts[rel] = _count_lines(text)
+    return dict(old, counts=counts)
+
+
+def plan_key(files, allowed_dirs, prefix_len):
+    """What a plan depends on: the alias and include files, the allowed dirs, the prefix length."""
+    planned = {
+        rel: v["sha256"] for rel, v in files.items() if rel == ALIASES or rel.startswith(INCLUDE_DIR + "/")
+    }
+    return {"files": planned, "allowed": list(allowed_dirs), "prefix": prefix_len}
+
+
 def _count_lines(text):
     return sum(1 for line in text.split("\n") if line.strip() and not line.startswith("#"))
 

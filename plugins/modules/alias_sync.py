@@ -258,6 +258,12 @@ sent_changed_lines:
   returned: when the data changed
   type: list
   elements: str
+aliases_parsed:
+  description: >-
+    Through the action plugin, whether the alias file was parsed on the controller in this run
+    (false when only the other files changed since the push the controller remembers).
+  returned: when the data changed
+  type: bool
 heartbeat_only:
   description: >-
     Through the action plugin, true when the controller's remembered manifest matched and a

@@ -109,6 +109,12 @@ def test_sends_only_what_changed(site):
     stored = (current / "aliases").read_text()
     assert f"a: a1@example.org\nstaff: :include:{site['base']}/generations/" in stored
     assert (current / f"include{INC}/staff").read_text() == "b@example.org\n"
+    assert one["aliases_parsed"] is True
+    # only a list changed: the remembered plan serves, its counts brought up to date
+    lists = push(site, data(1, rcpt="a@gnu.test accept\nb@gnu.test accept\n"))
+    assert lists["changed_files"] == ["rcpt"] and lists["aliases_parsed"] is False
+    assert lists["counts"] == dict(one["counts"], rcpt=2, bytes=one["counts"]["bytes"] + 18)
+    assert lists["errors"] == one["errors"]
 
 
 def test_a_wrong_hint_costs_a_round_trip_not_a_wrong_generation(site):
