@@ -291,37 +291,39 @@ def ensure_image() -> str:
     return _run(["docker", "image", "inspect", "--format", "{{.Id}}", IMAGE]).stdout.strip()
 
 
-def ensure_container() -> str:
-    """Start the reference container, or reuse it if it runs the current image."""
-    image_id = ensure_image()
-    res = _run(["docker", "inspect", "--format", "{{.Image}} {{.State.Running}}", CONTAINER], check=False)
+def ensure_container(name: str = CONTAINER, image_id: str | None = None) -> str:
+    """Start the reference container (or ``name`` from ``image_id``), or reuse it if it runs that image."""
+    image_id = image_id or ensure_image()
+    res = _run(["docker", "inspect", "--format", "{{.Image}} {{.State.Running}}", name], check=False)
     if res.returncode == 0:
         if res.stdout.split() == [image_id, "true"]:
-            return CONTAINER
-        _run(["docker", "rm", "-f", CONTAINER])
+            return name
+        _run(["docker", "rm", "-f", name])
     _run(
         [
             "docker",
             "run",
             "-d",
             "--name",
-            CONTAINER,
+            name,
             "--network",
             "none",
             "--label",
-            "smartmx.role=exim-truth",
-            IMAGE,
+            "smartmx.role=exim-truth" if name == CONTAINER else "smartmx.role=exim-decide",
+            image_id,
             "sleep",
             "infinity",
         ]
     )
-    return CONTAINER
+    return name
 
 
-def dexec(script: str, check: bool = True, stdin: str | None = None) -> subprocess.CompletedProcess:
-    """Run a shell script in the reference container."""
+def dexec(
+    script: str, check: bool = True, stdin: str | None = None, container: str = CONTAINER
+) -> subprocess.CompletedProcess:
+    """Run a shell script in the reference container (or another one)."""
     return _run(
-        ["docker", "exec", "-i", CONTAINER, "sh", "-c", script], check=check, input=stdin, timeout=600
+        ["docker", "exec", "-i", container, "sh", "-c", script], check=check, input=stdin, timeout=600
     )
 
 
@@ -353,36 +355,42 @@ def config_path(name: str, include_directory: str | None = INCLUDE_DIR) -> str:
     return f"{REMOTE_CFG}/{name}.conf" if include_directory else f"{REMOTE_CFG}/{name}.noincdir.conf"
 
 
-def install_corpus(corpus_dir: str | os.PathLike, users: dict) -> None:
+def install_corpus(corpus_dir: str | os.PathLike, users: dict, container: str = CONTAINER) -> None:
     """Copy the corpus into the container, create its users, write one config per alias file."""
     root = Path(corpus_dir).resolve()
     dexec(
         f"rm -rf {REMOTE_CORPUS} {INCLUDE_DIR} {REMOTE_CFG} && mkdir -p /smx {REMOTE_CFG} "
-        f"{os.path.dirname(INCLUDE_DIR)}"
+        f"{os.path.dirname(INCLUDE_DIR)}",
+        container=container,
     )
-    _run(["docker", "cp", f"{root}/.", f"{CONTAINER}:{REMOTE_CORPUS}"])
+    _run(["docker", "cp", f"{root}/.", f"{container}:{REMOTE_CORPUS}"])
     if not (root / "users").exists():
-        dexec(f": > {REMOTE_CORPUS}/users")
+        dexec(f": > {REMOTE_CORPUS}/users", container=container)
     if (root / "include").is_dir():
-        dexec(f"cp -a {REMOTE_CORPUS}/include {INCLUDE_DIR}")
+        dexec(f"cp -a {REMOTE_CORPUS}/include {INCLUDE_DIR}", container=container)
     else:
-        dexec(f"mkdir -p {INCLUDE_DIR}")
+        dexec(f"mkdir -p {INCLUDE_DIR}", container=container)
     dexec(
         f"chown -R root:root {REMOTE_CORPUS} {INCLUDE_DIR} && "
-        f"chmod -R a+rX,go-w {REMOTE_CORPUS} {INCLUDE_DIR}"
+        f"chmod -R a+rX,go-w {REMOTE_CORPUS} {INCLUDE_DIR}",
+        container=container,
     )
     if users:
-        have = set(dexec("getent passwd | cut -d: -f1").stdout.split())
+        have = set(dexec("getent passwd | cut -d: -f1", container=container).stdout.split())
         missing = sorted(set(users) - have)
         if missing:
             # newusers creates a batch in one go (useradd per user is slow for big sites)
-            dexec("newusers", stdin="".join(f"{u}:*:::{u}:/nonexistent:/bin/sh\n" for u in missing))
+            dexec(
+                "newusers",
+                stdin="".join(f"{u}:*:::{u}:/nonexistent:/bin/sh\n" for u in missing),
+                container=container,
+            )
     script = []
     for name in sorted(p.name for p in (root / "aliases").iterdir() if p.is_file()):
         for include_directory in (INCLUDE_DIR, None):
             cfg = exim_config(f"{REMOTE_CORPUS}/aliases/{name}", include_directory=include_directory)
             script.append(f"cat > '{config_path(name, include_directory)}' <<'SMX_EOF'\n{cfg}SMX_EOF\n")
-    dexec("".join(script))
+    dexec("".join(script), container=container)
 
 
 # --------------------------------------------------------------------------- exim -bt
