@@ -178,13 +178,39 @@ def secondary_config(base: str, strategy: str, domains=exim_truth.LOCAL_DOMAINS)
 _INCLUDE = re.compile(r":include:([ \t]*)(/)")
 
 
-def relocate_includes(text: str, generation_dir: str) -> str:
+def _sync_relocation():
+    """The alias_sync module's relocation code (plugins/module_utils/_alias_relocate.py), if present."""
+    try:
+        from ansible_collections.smartmx.exim.plugins.module_utils import _alias_relocate
+    except ImportError:
+        return None
+    return _alias_relocate
+
+
+def relocation_helper() -> str:
+    """Which relocation the generation gets: the alias_sync module's, or this module's own."""
+    return "alias_sync (_alias_relocate)" if _sync_relocation() else "exim_decisions.relocate_includes"
+
+
+def relocate_includes(text: str, generation_dir: str, alias_file: bool = False) -> str:
     """Point every absolute ``:include:`` path of alias or include text into the generation.
 
     ``:include:/com/x`` becomes ``:include:<generation_dir>/include/com/x`` (the data
-    contract's layout); relative paths are left as they are (exim refuses them either way).
+    contract's layout). The alias_sync module's relocation is used when it exists (it
+    finds the include items with the model's parser); otherwise every ``:include:``
+    followed by an absolute path is relocated. Relative paths stay (exim refuses them).
     """
-    return _INCLUDE.sub(lambda m: f":include:{m.group(1)}{generation_dir}/include/", text)
+    prefix = f"{generation_dir}/include"
+    rel = _sync_relocation()
+    if rel is None:
+        return _INCLUDE.sub(lambda m: f":include:{m.group(1)}{prefix}/", text)
+    if alias_file:
+        from ansible_collections.smartmx.exim.plugins.module_utils._aliases import parse_aliases
+
+        sites = rel.alias_sites(text, parse_aliases(text))
+    else:
+        sites = rel.list_sites(text)
+    return rel.relocate(text, [offset for offset, _path, _line in sites], prefix)
 
 
 def generation_files(
@@ -192,7 +218,7 @@ def generation_files(
 ) -> dict[str, str]:
     """The files of one generation, by path relative to the generation directory."""
     files = {
-        "aliases": relocate_includes(aliases, generation_dir),
+        "aliases": relocate_includes(aliases, generation_dir, alias_file=True),
         "users": "".join(f"{u}\n" for u in sorted(users)),
     }
     for path, text in includes.items():
