@@ -118,6 +118,7 @@ class Resolver:
         self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
         self.pfr_lane = frozenset()  # keys whose list is one pipe, file or directory (not /dev/null)
+        self.unknown = {}  # key -> [(value, item, origin)]: unknown local children seen by a one-step route
         self.fast = SHORTCUTS.on  # the inline off-site children, offsite levels, lower-case infos
 
     def level(self, key, domain):
