@@ -100,13 +100,7 @@ acl_check_rcpt:
 
 begin routers
 
-offsite:
-  driver = manualroute
-  domains = ! +local_domains
-  transport = remote_smtp
-  route_list = * {offsite_host}
-  self = send
-
+{offsite_router}
 punt:
   driver = accept
   domains = +local_domains
@@ -166,7 +160,7 @@ def secondary_config(base: str, strategy: str, domains=exim_truth.LOCAL_DOMAINS)
         acl_main=_ACL_MAIN,
         base=base,
         heartbeat_max=HEARTBEAT_MAX,
-        offsite_host=exim_truth.OFFSITE_HOST,
+        offsite_router=exim_truth.OFFSITE_ROUTER,
         primary_host=PRIMARY_HOST,
         pfr_lines=pfr_lines,
     )

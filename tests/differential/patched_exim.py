@@ -27,7 +27,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from exim_truth import HarnessError, _run
+from exim_truth import HarnessError, _run, image_label
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
@@ -211,21 +211,9 @@ def build_debs() -> None:
 def ensure_image() -> str:
     """Make the patched image unless one for the current patch exists; return its id."""
     want = patch_sha256()
-    res = _run(
-        [
-            "docker",
-            "image",
-            "inspect",
-            "--format",
-            '{{.Id}} {{index .Config.Labels "' + PATCH_LABEL + '"}}',
-            IMAGE,
-        ],
-        check=False,
-    )
-    if res.returncode == 0:
-        image_id, _sep, have = res.stdout.strip().partition(" ")
-        if have == want:
-            return image_id
+    found = image_label(IMAGE, PATCH_LABEL)
+    if found and found[1] == want:
+        return found[0]
     entry = find_entry()
     if entry is None:
         build_debs()
