@@ -63,6 +63,55 @@ def _name(rng: random.Random, used: set[str]) -> str:
             return name
 
 
+class _Site:
+    """A synthetic site being built: users first, then alias lines in order."""
+
+    def __init__(self, rng: random.Random, n_users: int, procmail: float, forward: float, title: str) -> None:
+        # a user has a .procmailrc when a draw is below ``procmail``, else a .forward below ``forward``
+        self.rng = rng
+        self.used: set[str] = set()
+        self.users = {}
+        for _n in range(n_users):
+            flags = rng.random()
+            name = _name(rng, self.used)
+            self.users[name] = {"procmail": flags < procmail, "forward": procmail <= flags < forward}
+        self.user_list = sorted(self.users)
+        self.lines = [title]
+        self.includes: dict[str, str] = {}
+        self.keys: list[str] = []
+
+    def draws(self, n_aliases: int):
+        """(roll, new key name) until the site has ``n_aliases`` keys."""
+        while len(self.keys) < n_aliases:
+            roll = self.rng.random()
+            yield roll, _name(self.rng, self.used)
+
+    def offsite(self, local: str) -> str:
+        return f"{local}@{self.rng.choice(OFFSITE)}"
+
+    def add(self, key: str, value: str) -> None:
+        self.lines.append(f"{key}: {value}")
+        self.keys.append(key)
+
+    def members(self, low: int, high: int) -> list[str]:
+        """Between ``low`` and ``high`` off-site addresses of new names."""
+        return [self.offsite(_name(self.rng, self.used)) for _n in range(self.rng.randint(low, high))]
+
+    def trolls(self, key: str, low: int, high: int, n_users: int) -> None:
+        """A list split trolls-style: members, users and an archive alias."""
+        members = self.members(low, high) + self.rng.sample(self.user_list, n_users)
+        self.add(key, ", ".join([*members, f"{key}-archive"]))
+        self.add(f"{key}-archive", f"/com/archive/{key}")
+
+    def mixed(self, key: str, high: int) -> None:
+        """A list of off-site members and an archive file (punted whole)."""
+        self.add(key, ", ".join([*self.members(3, high), f"/com/archive/{key}"]))
+
+    def result(self) -> dict:
+        return {"aliases": "\n".join(self.lines) + "\n", "includes": self.includes, "users": self.users,
+                "keys": self.keys}  # fmt: skip
+
+
 def generate(n_aliases: int, seed: int) -> dict:
     """Build a synthetic site: {"aliases": text, "includes": {path: text}, "users": {...}}.
 
@@ -72,26 +121,10 @@ def generate(n_aliases: int, seed: int) -> dict:
     :include: lists 2 %, nested aliases (chains of 2-5) 4 %, :fail: / :blackhole: 1 %.
     """
     rng = random.Random(seed)
-    used: set[str] = set()
-    users = {}
-    for _n in range(max(50, n_aliases // 100)):
-        flags = rng.random()
-        users[_name(rng, used)] = {"procmail": flags < 0.1, "forward": 0.1 <= flags < 0.15}
-    user_list = sorted(users)
-    lines = [f"# synthetic alias file, {n_aliases} keys, seed {seed}"]
-    includes: dict[str, str] = {}
-    keys: list[str] = []
-
-    def offsite(local: str) -> str:
-        return f"{local}@{rng.choice(OFFSITE)}"
-
-    def add(key: str, value: str) -> None:
-        lines.append(f"{key}: {value}")
-        keys.append(key)
-
-    while len(keys) < n_aliases:
-        roll = rng.random()
-        key = _name(rng, used)
+    title = f"# synthetic alias file, {n_aliases} keys, seed {seed}"
+    site = _Site(rng, max(50, n_aliases // 100), 0.1, 0.15, title)
+    used, user_list, includes, offsite, add = site.used, site.user_list, site.includes, site.offsite, site.add
+    for roll, key in site.draws(n_aliases):
         if roll < 0.70:
             add(key, offsite(key))
         elif roll < 0.75:
@@ -104,13 +137,9 @@ def generate(n_aliases: int, seed: int) -> dict:
                 action = {"": "post", "-request": "request", "-owner": "owner", "-bounces": "bounces"}[suffix]
                 add(key + suffix, f'"|/var/lib/mailman/mail/mailman {action} {key}"')
         elif roll < 0.92:
-            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 12))]
-            members += rng.sample(user_list, 2)
-            add(key, ", ".join([*members, f"{key}-archive"]))
-            add(f"{key}-archive", f"/com/archive/{key}")
+            site.trolls(key, 3, 12, 2)
         elif roll < 0.93:
-            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 8))]
-            add(key, ", ".join([*members, f"/com/archive/{key}"]))
+            site.mixed(key, 8)
         elif roll < 0.95:
             path = f"{exim_truth.INCLUDE_DIR}/lists/{key}"
             members = [offsite(_name(rng, used)) for _n in range(rng.randint(2, 20))]
@@ -127,7 +156,7 @@ def generate(n_aliases: int, seed: int) -> dict:
             add(chain[-1], offsite(chain[-1]))
         else:
             add(key, rng.choice([":fail: 550 5.1.1 gone", ":blackhole:", ":defer: moving"]))
-    return {"aliases": "\n".join(lines) + "\n", "includes": includes, "users": users, "keys": keys}
+    return site.result()
 
 
 def generate_users(n_aliases: int, seed: int) -> dict:
@@ -141,26 +170,10 @@ def generate_users(n_aliases: int, seed: int) -> dict:
     (chains of 2-4) 5 %, mixed lists with a file 1 %, :fail: / :blackhole: / :defer: 1 %.
     """
     rng = random.Random(seed)
-    used: set[str] = set()
-    users = {}
-    for _n in range(n_aliases * 23 // 100):
-        flags = rng.random()
-        users[_name(rng, used)] = {"procmail": flags < 0.08, "forward": 0.08 <= flags < 0.12}
-    user_list = sorted(users)
-    lines = [f"# synthetic users-heavy alias file, {n_aliases} keys, seed {seed}"]
-    includes: dict[str, str] = {}
-    keys: list[str] = []
-
-    def offsite(local: str) -> str:
-        return f"{local}@{rng.choice(OFFSITE)}"
-
-    def add(key: str, value: str) -> None:
-        lines.append(f"{key}: {value}")
-        keys.append(key)
-
-    while len(keys) < n_aliases:
-        roll = rng.random()
-        key = _name(rng, used)
+    site = _Site(rng, n_aliases * 23 // 100, 0.08, 0.12,
+                 f"# synthetic users-heavy alias file, {n_aliases} keys, seed {seed}")  # fmt: skip
+    used, user_list, includes, offsite, add = site.used, site.user_list, site.includes, site.offsite, site.add
+    for roll, key in site.draws(n_aliases):
         if roll < 0.22:
             add(key, rng.choice(user_list))
         elif roll < 0.26:
@@ -184,10 +197,7 @@ def generate_users(n_aliases: int, seed: int) -> dict:
         elif roll < 0.899:
             add(key, f'"|/var/lib/mailman/mail/mailman post {key}"')
         elif roll < 0.929:
-            members = [offsite(_name(rng, used)) for _n in range(rng.randint(2, 8))]
-            members += rng.sample(user_list, 3)
-            add(key, ", ".join([*members, f"{key}-archive"]))
-            add(f"{key}-archive", f"/com/archive/{key}")
+            site.trolls(key, 2, 8, 3)
         elif roll < 0.979:
             depth = rng.randint(2, 4)
             chain = [key] + [_name(rng, used) for _n in range(depth - 1)]
@@ -195,11 +205,10 @@ def generate_users(n_aliases: int, seed: int) -> dict:
                 add(here, there)
             add(chain[-1], rng.choice([offsite(chain[-1]), rng.choice(user_list)]))
         elif roll < 0.989:
-            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 8))]
-            add(key, ", ".join([*members, f"/com/archive/{key}"]))
+            site.mixed(key, 8)
         else:
             add(key, rng.choice([":fail: 550 5.1.1 gone", ":blackhole:", ":defer: moving"]))
-    return {"aliases": "\n".join(lines) + "\n", "includes": includes, "users": users, "keys": keys}
+    return site.result()
 
 
 MIXES = {"gnu": generate, "users": generate_users}

@@ -503,6 +503,9 @@ def _one_step(resolver, key, lvl):
     if resolver.budget < 0:
         raise TooComplex()
     resolver.unknown[key] = unknown  # the findings need no second look at the children
+    # The RCPT answer, the same in every domain: exim follows only a single child,
+    # and a child here is off-site, no alias (a user or unknown) or a lane's alias.
+    resolver.answers[key] = "reject" if len(lvl.children) == 1 and unknown else "accept"
     return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
 
 
@@ -529,7 +532,7 @@ def _route_one(resolver, key, domain, entries, fast=True):
         lvl = resolver.level(key, domain)
         if fast and lvl.offsite:  # the common case: forwards only
             return _offsite_route(lvl.offsite)
-        route = _pfr_only(resolver, key, lvl, domain) if fast else None
+        route = _pfr_only(resolver, key, lvl, domain) if fast and lvl.pfr else None
         if route is not None:
             return route
         if fast:
@@ -621,6 +624,7 @@ def _rcpt_table(resolver, keys, others, domains, levels, fast=True):
     deferred = []  # (position, reason) of the keys that defer in every domain
     walked = {}  # position -> [(answer, reason) per domain]
     users = resolver.users
+    answers = resolver.answers
     if fast:
         memo = {}
         for pos, key in enumerate(keys):
@@ -629,6 +633,10 @@ def _rcpt_table(resolver, keys, others, domains, levels, fast=True):
                 continue
             if key not in entries:  # a user without an alias
                 column.append("accept" if key in users else "reject")
+                continue
+            got = answers.get(key)
+            if got is not None:  # known from its one-step route
+                column.append(got)
                 continue
             got = _rcpt_class(resolver, key, levels, first, memo)
             if got is None:
