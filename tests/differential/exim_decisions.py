@@ -335,6 +335,12 @@ def answer_class(code: str) -> str:
 # --------------------------------------------------------------------------- exim -bt on the secondary
 
 
+def _note_self(found: dict, lines: list[str], end: int, kind: str) -> None:
+    """A verdict without ancestry lines after it is the verdict on the address itself."""
+    if not (end < len(lines) and lines[end].startswith("    <-- ")):
+        found["self"] = found["self"] or kind
+
+
 def parse_secondary_group(lines: list[str]) -> dict:
     """What the secondary does with one address, from its -bt output.
 
@@ -343,8 +349,10 @@ def parse_secondary_group(lines: list[str]) -> dict:
     transport (lowercased), and the rest as (kind, text): ``fail``, ``defer``,
     ``blackhole``, ``unknown`` (unroutable) and ``pfr`` (a pipe, file or directory
     the secondary would try to deliver itself: it has no transport for it).
+    ``"self"`` is ``fail`` or ``defer`` when the address itself fails or defers (items
+    before a ``:fail:`` are still routed and listed), else None.
     """
-    found = {"deliver": set(), "punt": set(), "other": set()}
+    found = {"deliver": set(), "punt": set(), "other": set(), "self": None}
     i = 0
     while i < len(lines):
         line = lines[i]
@@ -372,10 +380,12 @@ def parse_secondary_group(lines: list[str]) -> dict:
         elif m := exim_truth._RE_DEFER.match(line):
             msg, i = exim_truth._message(m.group("msg"), lines, i)
             found["other"].add(("defer", msg))
+            _note_self(found, lines, i, "defer")
             continue
         elif m := exim_truth._RE_FAIL.match(line):
             msg, i = exim_truth._message(m.group("msg"), lines, i)
             found["other"].add(("unknown", "") if msg == "Unrouteable address" else ("fail", msg))
+            _note_self(found, lines, i, "fail")
             continue
         else:
             raise HarnessError(f"cannot parse exim -bt line {line!r}")
