@@ -375,6 +375,9 @@ def parse_secondary_group(lines: list[str]) -> dict:
         elif kind == "pfr":
             m = exim_truth._RE_PFR.match(line)
             found["other"].add(("pfr", m.group("target") if m else line))
+            if i + 1 < len(lines) and lines[i + 1].startswith("*** "):
+                i += 3  # "*** Error in setting up pipe, file, or autoreply:" and its reason
+                continue
         elif exim_truth._RE_DISCARD.match(line):
             found["other"].add(("blackhole", ""))
         elif m := exim_truth._RE_DEFER.match(line):

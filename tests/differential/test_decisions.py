@@ -333,3 +333,25 @@ def test_secondary_acl_staleness(decisions, corpus):
     dec.set_heartbeat(container, base, 0)
     exim_truth.dexec(f"rm {base}/generations/g1/rcpt", container=container)
     assert classes() == ["defer", "defer", "defer", "defer"]
+
+
+def test_a_pipe_reaching_the_secondary_is_a_mismatch(decisions, corpus):
+    """Control: stock exim given the patch strategy's lists (pfr aliases not punted) and no
+    transport_pfr must show the pipe, file or pfr child, and the comparison must flag it."""
+    _usable(decisions)
+    name = "13-decisions"
+    container = CONTAINERS["precompute"]
+    table = _model(corpus, name, "patch", DOMAINS)
+    base = f"{dec.SECONDARY_ROOT}/control"
+    files = dec.generation_files(
+        corpus["aliases"][name], corpus["includes"], _lists(table), table["users"], f"{base}/generations/g1"
+    )
+    dec.install_generation(container, base, files)
+    cfg = f"{base}.conf"
+    dec.write_config(container, cfg, dec.secondary_config(base, "precompute"))
+    addresses = ["xg@gnu.test", "outer@fsf.test", "file-fail@gnu.test", "xf@fsf.test"]
+    routing = dec.secondary_routing(container, cfg, addresses)
+    for address in addresses:
+        got = exim_routing(routing[address])
+        assert got["refused"] and got["refused"].startswith("pfr: "), (address, got)
+        assert got != expected_routing(_route({d: table for d in DOMAINS}, address)), address
