@@ -35,6 +35,7 @@ IMAGE = "smartmx-lab/exim-patched:bookworm"
 BASE_IMAGE = "smartmx-lab/debian:bookworm"
 BUILD_CONTAINER = "smartmx-exim-decide-build"
 SERIES = "4.96"
+RELEASE = "bookworm"
 PATCH = REPO / "roles" / "exim_build" / "files" / "patches" / SERIES / "99_transport_pfr.patch"
 PACKAGES = ("exim4-base", "exim4-config", "exim4-daemon-heavy")
 PATCH_LABEL = "smartmx.patch-sha256"
@@ -112,6 +113,8 @@ def find_entry() -> Path | None:
         except OSError:
             continue
         if info.get("patch_sha256") != want or not info.get("source_version", "").startswith(SERIES):
+            continue
+        if info.get("release", RELEASE) != RELEASE:  # older entries do not record it
             continue
         problems = check_entry(entry)
         if problems:
