@@ -219,7 +219,6 @@ def test_entry_errors_are_reported(monkeypatch, base):
 
 REFUSALS = {
     "nul-byte": ({"aliases": ALIASES + "x: y\0z\n"}, "/com/mailer/aliases", 7),
-    "undecodable": ({"includes": {f"{INC}/staff": "a@b.org\nc\udcff@d.org\n"}}, f"{INC}/staff", 2),
     "undecodable-replacement": ({"files": {"rcpt": "ok accept\nb\ufffdd accept\n"}}, "rcpt", 2),
     "shrink": ({"aliases": "postmaster: root\nalice: a@example.org\n"}, "aliases", None),
     "include-outside": ({"includes": dict(INCLUDES, **{"/etc/shadow": "x\n"})}, "/etc/shadow", None),
@@ -500,3 +499,18 @@ def test_changed_lines_on_the_wrong_base_ask_for_the_whole_file(monkeypatch, bas
     transfer["deltas"] = {"aliases": delta}
     result = ok(monkeypatch, base, aliases="", includes={}, files={}, transfer=transfer)
     assert result["need"] == ["aliases"]
+
+
+def test_undecodable_bytes_are_refused_with_file_and_line():
+    """Bytes that were not UTF-8 on the primary (lone surrogates) are refused where they are.
+
+    Such a string cannot travel as module arguments (Ansible's JSON refuses it), so the
+    action plugin refuses it on the controller with this check, before any call.
+    """
+    from ansible_collections.smartmx.exim.plugins.module_utils import _alias_sync
+
+    with pytest.raises(_alias_sync.Refusal) as got:
+        _alias_sync.check_text("a@b.org\nc\udcff@d.org\n", f"{INC}/staff")
+    assert got.value.reason == _alias_sync.UNDECODABLE
+    assert got.value.line == 2
+    assert f"{INC}/staff: line 2" in str(got.value)
