@@ -1,6 +1,6 @@
 # smartmx.exim: one entry point for the lab and the tests.
 #   make lab     start the three-host demo lab and run site.yml on it
-#   make test    every test: lint, sanity, pytest, molecule
+#   make test    every test: lint, sanity, pytest, the lab check, molecule
 # The tools come from .venv (see requirements-dev.txt) when it exists.
 
 SHELL := /bin/bash
@@ -16,14 +16,15 @@ LAB_INVENTORY := lab/inventory.yml
 LAB_NAME := smartmx-lab
 SUITES ?= bookworm trixie
 # What `make test` runs, in this order.
-TEST_STEPS := lint sanity unit molecule
+TEST_STEPS := lint sanity unit lab-check molecule
 
-.PHONY: help collection image lab lab-down lint sanity unit molecule test clean
+.PHONY: help collection image lab lab-down lab-check lint sanity unit molecule test clean
 
 help:
 	@echo "make lab       build images if needed, start the lab, run site.yml on it"
 	@echo "make lab-down  stop and remove the lab containers and network"
 	@echo "make test      $(TEST_STEPS)"
+	@echo "make lab-check from no lab: make lab, make lab again (nothing changes), make lab-down"
 	@echo "make lint | sanity | unit | molecule | image | collection | clean"
 
 # The collection resolves live from the checkout: ansible.cfg points
@@ -47,6 +48,10 @@ lab-down: collection
 	@ids=$$(docker network ls -q --filter label=smartmx.lab=$(LAB_NAME)); \
 	    [ -z "$$ids" ] || docker network rm $$ids >/dev/null
 	@echo "lab $(LAB_NAME) removed"
+
+# The README's first command, checked as a new user meets it (lab/check.sh).
+lab-check: collection
+	lab/check.sh
 
 lint: collection
 	yamllint --strict .

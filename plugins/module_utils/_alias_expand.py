@@ -94,9 +94,9 @@ def _walk(parsed, domain, cache, level, chain, origin):
             if stop is not None:
                 return stop
     if parsed.stop == "error":
-        return "defer", "error in redirect data: " + parsed.message
+        return "error", "error in redirect data: " + parsed.message
     if parsed.stop == "filter":
-        return "defer", "error in filter data: " + parsed.message
+        return "error", "error in filter data: " + parsed.message
     if parsed.stop is not None:
         return parsed.stop, parsed.message
     return None
@@ -111,24 +111,24 @@ def _include(item, domain, cache, level, chain):
         base = directory.rstrip("/")
         if not (path.startswith(base) and path[len(base) : len(base) + 1] == "/"):
             level.include_problems += (("include-error", path, item, chain[-1] if chain else None),)
-            return "defer", f"error in redirect data: included file {path} is not in directory {directory}"
+            return "error", f"error in redirect data: included file {path} is not in directory {directory}"
         # The openat() walk mis-steps on an empty component ('//'): once it has
         # opened the file it tries the next component inside it and fails.
         if cache.key(path) is None or "//" in path[len(base) :].rstrip("/"):
             level.include_problems += (("include-missing", path, item, chain[-1] if chain else None),)
-            return "defer", (
+            return "error", (
                 f"error in redirect data: failed to open {path} (component of included file); "
                 "could be symbolic link"
             )
     sub = cache.get(path)
     if sub is None:
         level.include_problems += (("include-missing", path, item, chain[-1] if chain else None),)
-        return "defer", (
+        return "error", (
             f"error in redirect data: failed to open included file {path}: {cache.open_error(path)}"
         )
     if path in chain or len(chain) >= MAX_INCLUDE_DEPTH:
         level.include_problems += (("include-loop", path, item, chain[-1] if chain else None),)
-        return "defer", f"error in redirect data: :include: loop or nesting too deep at {path}"
+        return "error", f"error in redirect data: :include: loop or nesting too deep at {path}"
     mark = len(level.children)
     chain.append(path)
     try:
@@ -163,13 +163,15 @@ def one_level(parsed, domain, cache):
     stop = _walk(parsed, domain, cache, level, [], None)
     if stop is not None:
         kind, message = stop
-        level.outcome = kind
+        # an error (syntax, include) defers the alias like :defer: does
+        level.outcome = "defer" if kind == "error" else kind
         level.message = message
+        # Before :fail: or :defer: the generated children include any pfr item
+        # (redirect.c gets them from rda_interpret()): ``pfr`` stays set, so the
+        # secondary punts the address whole.  :defer: drops the children.
+        level.pfr = kind in ("fail", "defer") and any(c[0] in PFR for c in level.children)
         if kind != "fail":
             level.children = []
-            level.pfr = False
-        else:
-            level.pfr = any(c[0] in PFR for c in level.children)
     elif not level.children:
         level.outcome = "decline"
     return level

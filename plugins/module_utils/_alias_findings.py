@@ -203,7 +203,7 @@ def route_findings(parsed, entries, resolver, users, domain, source, complex_key
     for key in keys:
         lvl = levels.get(key) or resolver.level(key, domain)
         pfr = lvl.pfr and lvl.outcome == "ok"  # its own expansion needs pfr
-        if not lvl.include_problems and not lvl.include_pfr and not pfr:
+        if not lvl.include_problems and not lvl.include_pfr and not lvl.pfr:
             continue
         for code, path, item, origin in lvl.include_problems:
             file, line = _where(resolver.cache, source, origin, item)
@@ -231,6 +231,8 @@ def route_findings(parsed, entries, resolver, users, domain, source, complex_key
             )
         if pfr:
             out.extend(_pfr_findings(key, entries[key], lvl, lines.get(key), source, entries))
+        elif lvl.pfr:  # before :fail: or :defer:
+            out.append(_pfr_before_stop(key, lvl, lines.get(key), source))
     for key in complex_keys:
         out.append(
             finding(
@@ -245,6 +247,28 @@ def route_findings(parsed, entries, resolver, users, domain, source, complex_key
     out.extend(_loop_findings(resolver, entries, lines, source))
     out.extend(_dangling(resolver, entries, domain, source, lines, keys))
     return out
+
+
+def _pfr_before_stop(key, lvl, line, source):
+    stop = ":" + lvl.outcome + ":"
+    if lvl.outcome == "fail":
+        what = (
+            "the primary runs it for mail that reaches {k!r} through another alias and bounces {k!r}; "
+            "the secondary punts {k!r} whole, so the primary must take punted mail without verifying "
+            "the recipient, or the pipe/file is lost"
+        )
+    else:
+        what = (
+            "the primary defers {k!r} (the item does not run); the secondary punts {k!r} whole to the primary"
+        )
+    return finding(
+        "pfr-before-stop",
+        "warning",
+        source,
+        line,
+        f"a pipe, file or directory before {stop} in {key!r}: " + what.format(k=key),
+        key,
+    )
 
 
 def _render(item):
@@ -373,4 +397,29 @@ def _dangling(resolver, entries, domain, source, lines, keys):
                     key,
                 )
             )
+    return out
+
+
+def unsafe_key_findings(addresses, entries, source):
+    """One ``unsafe-key`` finding per local part whose addresses hold a control character."""
+    out = []
+    lines = _Lines(entries)
+    seen = set()
+    for address in addresses:
+        key = address[: address.rfind("@")]
+        if key in seen:
+            continue
+        seen.add(key)
+        in_file = key in entries
+        out.append(
+            finding(
+                "unsafe-key",
+                "warning",
+                source if in_file else "users",
+                lines.get(key) if in_file else None,
+                f"the local part {key!r} holds a control character: it cannot be a key of the "
+                "secondary's lists, so the secondary refuses its addresses at RCPT time",
+                key,
+            )
+        )
     return out

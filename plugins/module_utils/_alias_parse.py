@@ -14,6 +14,7 @@ from __future__ import absolute_import, division, print_function
 import re
 
 from ._alias_address import C_SPACE, AddressError, extract_address, find_address_end
+from ._alias_shortcuts import SHORTCUTS
 
 # An item made only of atoms and dots, with an optional plain domain: exim's
 # full parser gives the same answer for it, so the fast path is safe.
@@ -107,7 +108,7 @@ def _address_item(item, offset):
         except AddressError:
             recipient = None
     if recipient is None:
-        fast = _SIMPLE.match(item)
+        fast = _SIMPLE.match(item) if SHORTCUTS.on else None
         if fast:
             recipient, has_domain = item, fast.group(2) is not None
         else:
@@ -208,7 +209,9 @@ def _fast_list(s):
 def parse_list(s):
     """Parse one redirection list (alias data or include text) into a Parsed."""
     out = Parsed()
-    if _HARD_NOT_NL(s) is None:
+    if not SHORTCUTS.on:
+        pass
+    elif _HARD_NOT_NL(s) is None:
         one = _ONE(s)
         if one is not None:
             kind = "address" if one.group(2) is not None else "local"

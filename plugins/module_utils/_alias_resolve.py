@@ -15,7 +15,10 @@ Exim rules kept here (exim 4.96):
 * verify.c (exim -bt) lists every routed address; duplicates are only
   marked, so leaves are a set;
 * redirect.c: :fail: keeps the children generated before it, :defer: and
-  :blackhole: drop them, an empty list declines to the next router.
+  :blackhole: drop them, an empty list declines to the next router;
+* the secondary (patched: transport_pfr) punts an address whole when the
+  children generated for it hold a pipe, file or directory, also when
+  :fail: or :defer: follows them.
 
 Results of addresses that are not on a redirection cycle are memoised, so
 acyclic alias data is resolved in linear time.
@@ -25,6 +28,7 @@ from __future__ import absolute_import, division, print_function
 
 from ._alias_address import ascii_lower, split_address
 from ._alias_expand import PFR, one_level, single_level
+from ._alias_shortcuts import SHORTCUTS
 
 MAX_ANCESTORS = 101
 _INF = 1 << 30
@@ -114,6 +118,7 @@ class Resolver:
         self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
         self.pfr_lane = frozenset()  # keys whose list is one pipe, file or directory (not /dev/null)
+        self.fast = SHORTCUTS.on  # the inline off-site children, offsite levels, lower-case infos
 
     def level(self, key, domain):
         per = self.levels.get(domain)
@@ -126,7 +131,7 @@ class Resolver:
                 got = per[key] = single_level(parsed, domain)
             else:
                 got = per[key] = one_level(parsed, domain, self.cache)
-            if got.outcome == "ok":
+            if got.outcome == "ok" and self.fast:
                 got.offsite = self._offsite(got.children)
         return got
 
@@ -143,7 +148,7 @@ class Resolver:
         if got is None:
             at = address.rfind("@")
             plain = '"' not in address and "\\" not in address
-            if at >= 0 and plain and address.isascii() and address.islower():
+            if at >= 0 and plain and self.fast and address.isascii() and address.islower():
                 # lower-case and unquoted: every part is the address's own text
                 got = self.infos[address] = (address[:at], address[at + 1 :], address, address)
                 return got
@@ -212,13 +217,13 @@ class Resolver:
         lvl = self.level(key, domain)
         if lvl.outcome == "decline":
             return False
-        whole = False
-        if self.strategy == "precompute":
-            whole = key in self.punt_set
-        elif lvl.outcome == "ok":
-            whole = lvl.pfr
+        # precompute: the punt list; patch: pfr in its own list (also before :fail: or :defer:)
+        whole = key in self.punt_set if self.strategy == "precompute" else lvl.pfr
         if lvl.outcome == "defer":
             res.leaves.add(("defer", lvl.message))
+            if whole:  # a pfr item before :defer:: the primary decides
+                res.punt = {shown}
+                res.whole = shown
             return True
         if lvl.outcome == "blackhole":
             res.blackhole = True
@@ -230,11 +235,12 @@ class Resolver:
             fixed = self.fixed
             child_depth = depth + 1
             leaves, domains = res.leaves, self.domains
+            fast = self.fast
             for kind, value, _item, _origin in lvl.children:
                 if kind in PFR:
                     res.leaves.add((kind, value))
                     continue
-                if child_depth <= MAX_ANCESTORS and '"' not in value and "\\" not in value:
+                if fast and child_depth <= MAX_ANCESTORS and '"' not in value and "\\" not in value:
                     # fast path for a plain off-site address: no Result of its own
                     at = value.rfind("@")
                     raw = value[at + 1 :]

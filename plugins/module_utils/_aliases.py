@@ -21,10 +21,11 @@ from collections.abc import Mapping, Sequence
 
 from ._alias_address import ascii_lower
 from ._alias_expand import PFR, IncludeCache
-from ._alias_findings import parse_findings, route_findings
+from ._alias_findings import parse_findings, route_findings, unsafe_key_findings
 from ._alias_lsearch import RawEntry, fold_key, line_of, read_lsearch
 from ._alias_parse import FAST_LINE, Parsed, fast_items, is_filter, parse_list
-from ._alias_resolve import Resolver, Result, TooComplex, offsite_addresses, offsite_shown
+from ._alias_resolve import MAX_ANCESTORS, Resolver, Result, TooComplex, offsite_addresses, offsite_shown
+from ._alias_shortcuts import shortcuts
 
 STRATEGIES = ("patch", "precompute")
 _STOPS = ("fail", "defer", "blackhole")
@@ -76,7 +77,12 @@ def parse_aliases(text, source="aliases"):
 
 
 def _parse_aliases(text, source, fast=True):
-    """parse_aliases(); ``fast=False`` turns the one-line fast lane off (for tests)."""
+    """parse_aliases(); ``fast=False`` turns every fast path off (for tests)."""
+    with shortcuts(fast):
+        return _parse(text, source, fast)
+
+
+def _parse(text, source, fast):
     text = _text(text, source)
     entries = {}
     errors = []
@@ -217,16 +223,17 @@ def own_pfr_keys(keys, domain, resolver):
     out = set()
     for key in keys:
         lvl = known.get(key) or level(key, domain)
-        if lvl.pfr and lvl.outcome == "ok":
+        if lvl.pfr:  # ok, or pfr items before :fail: or :defer:
             out.add(key)
     return out
 
 
 _DELIVER_REASON = "the secondary expands it, delivers off-site addresses, punts local ones"
 _PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
+_PFR_STOP_REASON = "a pipe, file or directory comes before :{}:: punted whole, the primary decides"
 
 
-def _lanes(raw_entries, domains, first):
+def _lanes(raw_entries, domains, first, fast=True):
     """Validate the entries and route the two shapes most aliases have.
 
     Returns (entries, routes, pfr, rest): ``entries`` maps every key to its
@@ -235,6 +242,7 @@ def _lanes(raw_entries, domains, first):
     file or directory (not /dev/null), is routed here already, as nothing else
     can change its route; ``pfr`` lists the keys of the second shape.  The
     others, listed in ``rest``, have the route None until the resolver fills it.
+    With ``fast`` False no entry takes a lane.
     """
     entries = {}
     routes = {}
@@ -243,7 +251,7 @@ def _lanes(raw_entries, domains, first):
     for key, entry in raw_entries.items():
         # Plain data as parse_aliases returns it; anything else (other mappings
         # or sequences) takes the general path with its checks.
-        if isinstance(entry, dict) and "error" not in entry:
+        if fast and isinstance(entry, dict) and "error" not in entry:
             items = entry.get("items")
             if isinstance(items, list) and len(items) == 1:
                 item = items[0]
@@ -321,14 +329,19 @@ def secondary_routes(
 
 
 def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast=True):
-    """secondary_routes(); ``fast=False`` turns the one-step routes off (for tests)."""
+    """secondary_routes(); ``fast=False`` turns every fast path off (for tests)."""
+    with shortcuts(fast):
+        return _routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast)
+
+
+def _routes(parsed, domains, includes, users, pfr_strategy, source, include_directory, fast):
     domains = _check_args(parsed, domains, includes, users, pfr_strategy)
     users = _users(users)
     cache = IncludeCache(_includes(includes), include_directory)
     domain_set = set(domains)
     first = domains[0]
     # The routes follow the alias file's order, then come the users without an alias.
-    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first)
+    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, fast)
     rest.sort()
     resolver = Resolver(entries, cache, users, domain_set, "patch", set())
     punt_set = {u for u in users if u not in entries or resolver.level(u, first).outcome == "decline"}
@@ -347,7 +360,7 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
     others = rest + [u for u in users if u not in entries]
     others.sort()
     for key in others:
-        lvl = levels.get(key)
+        lvl = levels.get(key) if fast else None
         if lvl is not None and lvl.offsite:  # forwards only
             routes[key] = _offsite_route(lvl.offsite)
             continue
@@ -365,11 +378,18 @@ def _secondary_routes(parsed, domains, includes, users, pfr_strategy, source, in
             resolver.budget = 200000
     findings = list(parsed.get("findings") or [])
     findings.extend(route_findings(parsed, entries, resolver, users, first, source, complex_keys, rest))
-    valid = _valid_list(resolver, routes, others, domains, levels)
+    keys = sorted(routes)
+    rcpt, defer, unsafe = _rcpt_table(resolver, keys, set(others), domains, levels, fast)
+    findings.extend(unsafe_key_findings(unsafe, parsed["entries"], source))
+    punt = sorted(punt_set)
     return {
         "routes": routes,
-        "punt": sorted(punt_set),
-        "valid": valid,
+        "punt": punt,
+        "punt_addresses": [a for a in _addresses(punt, domains) if not _UNSAFE(a)],
+        "punt_reasons": _punt_reasons(punt, users, entries, resolver, first),
+        "valid": [a for a, answer in rcpt.items() if answer == "accept"],
+        "rcpt": rcpt,
+        "defer": defer,
         "users": sorted(users),
         "findings": findings,
     }
@@ -485,9 +505,9 @@ def _route_one(resolver, key, domain, entries, fast=True):
     lvl = None
     if key in entries:
         lvl = resolver.level(key, domain)
-        if lvl.offsite:  # the common case: forwards only
+        if fast and lvl.offsite:  # the common case: forwards only
             return _offsite_route(lvl.offsite)
-        route = _pfr_only(resolver, key, lvl, domain)
+        route = _pfr_only(resolver, key, lvl, domain) if fast else None
         if route is not None:
             return route
         if fast:
@@ -503,6 +523,8 @@ def _route_one(resolver, key, domain, entries, fast=True):
         if key in resolver.users:
             return _route_entry("punt", leaves, set(), {address}, "local user: mailbox on the primary")
         return _route_entry("fail", leaves, set(), set(), "unknown local part: rejected at RCPT time")
+    if lvl.pfr and lvl.outcome in ("defer", "fail") and res.punt == {address}:
+        return _route_entry("punt", leaves, set(), res.punt, _PFR_STOP_REASON.format(lvl.outcome))
     if lvl.outcome in ("defer", "blackhole"):
         reason = {
             "defer": "the alias defers: " + lvl.message,
@@ -522,60 +544,131 @@ def _route_one(resolver, key, domain, entries, fast=True):
     )
 
 
-def _valid_list(resolver, routes, keys, domains, levels):
-    """Every address the secondary accepts at RCPT time.
-
-    Sorted by local part, then in the order of ``domains``.  Of the keys of
-    ``routes``, only ``keys`` need a look: the others are the fast lanes' aliases,
-    which are valid.
-    """
-    first = domains[0]
-    invalid = {key for key in keys if not _valid(resolver, key, first, levels)}
-    valid = [key for key in routes if key not in invalid] if invalid else list(routes)
-    valid.sort()
+def _addresses(keys, domains):
+    """``key@domain`` for every key (in order), then every domain (in order)."""
     step = len(domains)
-    out = [""] * (len(valid) * step)
+    out = [""] * (len(keys) * step)
     # One join and one split make all the addresses of a domain in C, when no
     # local part holds a newline (a quoted key may).
-    joined = "\n".join(valid)
-    bulk = joined.count("\n") == len(valid) - 1
+    joined = "\n".join(keys)
+    bulk = joined.count("\n") == len(keys) - 1
     for pos, domain in enumerate(domains):
         suffix = "@" + domain
-        if bulk and valid:
+        if bulk and keys:
             out[pos::step] = (joined.replace("\n", suffix + "\n") + suffix).split("\n")
         else:
-            out[pos::step] = [key + suffix for key in valid]
+            out[pos::step] = [key + suffix for key in keys]
     return out
 
 
-def _valid(resolver, key, domain, levels):
-    """Would the secondary accept key@domain at RCPT time (verify = recipient)?"""
-    if resolver.strategy == "patch" and key in resolver.entries:
-        lvl = levels.get(key) or resolver.level(key, domain)
-        if lvl.outcome == "ok" and (lvl.pfr or len(lvl.children) != 1 or lvl.offsite):
-            return True  # the common cases, decided without building the address
+def _punt_reasons(punt, users, entries, resolver, first):
+    """Why each punted local part goes to the primary: user, procmail, forward or pfr."""
+    out = {}
+    for key in punt:
+        if key in entries and resolver.level(key, first).outcome != "decline":
+            out[key] = "pfr"
+            continue
+        flags = users.get(key) or {}
+        out[key] = "procmail" if flags.get("procmail") else "forward" if flags.get("forward") else "user"
+    return out
+
+
+_ACCEPT = ("accept", "")
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f]").search
+
+
+def _rcpt_table(resolver, keys, others, domains, levels, fast=True):
+    """What the primary answers at RCPT time (``verify = recipient``) for every
+    known address: ``rcpt`` {address: accept|defer|reject}, ``defer`` {address:
+    reason}, and the unsafe addresses left out of both (a control character).
+
+    Each address is verified in its own domain.  What decides for most aliases
+    does not depend on the domain (the outcome of the alias's own list, and
+    whether it has exactly one child that is a local address), so that is read
+    from the first domain's expansion; only a chain of one-child aliases is
+    followed per domain.  ``keys`` not in ``others`` are the fast lanes'
+    aliases (forwards only, or one pipe, file or directory): accepted.
+    """
+    first = domains[0]
+    addresses = _addresses(keys, domains)
+    answers = []
+    step = len(domains)
+    entries = resolver.entries
+    for key in keys:
+        answer = _ACCEPT if fast and key not in others else None
+        if answer is None and fast:
+            answer = _rcpt_class(resolver, key, levels, first)
+        if answer is not None:
+            answers.extend([answer] * step)
+        else:
+            answers.extend(_verify(resolver, key, domain, entries) for domain in domains)
+    rcpt = {}
+    defer = {}
+    unsafe = []
+    for address, (answer, reason) in zip(addresses, answers):  # noqa: B905 (equal lengths)
+        if _UNSAFE(address):
+            unsafe.append(address)
+            continue
+        rcpt[address] = answer
+        if answer == "defer":
+            defer[address] = reason
+    return rcpt, defer, unsafe
+
+
+def _rcpt_class(resolver, key, levels, first):
+    """The RCPT answer of a key when it is the same in every domain, else None."""
+    if key not in resolver.entries:
+        return _ACCEPT  # a user without an alias
+    lvl = levels.get(key) or resolver.level(key, first)
+    outcome = lvl.outcome
+    if outcome == "ok":
+        if lvl.pfr or len(lvl.children) != 1 or lvl.offsite:
+            return _ACCEPT
+        return None  # one local child: followed per domain
+    if outcome == "decline":
+        return _ACCEPT if key in resolver.users else ("reject", "")
+    return _stop_answer(lvl)
+
+
+def _stop_answer(lvl):
+    if lvl.outcome == "fail":
+        return ("reject", lvl.message)
+    if lvl.outcome == "defer":
+        return ("defer", _one_line(lvl.message) or "forced defer")
+    return _ACCEPT  # :blackhole:
+
+
+def _one_line(text):
+    return " ".join(text.split())
+
+
+def _verify(resolver, key, domain, entries):
+    """(answer, reason) of ``verify = recipient`` for key@domain on the primary.
+
+    verify.c follows a redirection only while it has exactly one child; more
+    children (or a pipe, file or directory) accept.  The aliases router is
+    skipped for an address that is its own ancestor (route.c), which then goes
+    to the local users; more than 101 ancestors defer.
+    """
     address = top_address(key, domain)
-    seen = []
-    for _step in range(110):
+    seen = set()
+    users = resolver.users
+    for _depth in range(MAX_ANCESTORS + 1):
         k, dom, folded, _shown = resolver.info(address)
         if dom not in resolver.domains:
-            return True
-        if folded in seen or (resolver.strategy == "precompute" and k in resolver.punt_set):
-            return k in resolver.users or k in resolver.punt_set
-        if k in resolver.entries:
+            return _ACCEPT  # the remote router
+        if folded not in seen and k in entries:
             lvl = resolver.level(k, dom)
-            if lvl.outcome in ("fail", "defer"):
-                return False
-            if lvl.outcome == "blackhole" or (lvl.outcome == "ok" and lvl.pfr):
-                return True
             if lvl.outcome == "ok":
-                if len(lvl.children) != 1:
-                    return True
-                seen.append(folded)
+                if lvl.pfr or len(lvl.children) != 1:
+                    return _ACCEPT
+                seen.add(folded)
                 address = lvl.children[0][1]
                 continue
-        return k in resolver.users
-    return False
+            if lvl.outcome != "decline":
+                return _stop_answer(lvl)
+        return _ACCEPT if k in users else ("reject", "")
+    return ("defer", "routing loop: more than 101 ancestors")
 
 
 __all__ = ["PFR", "AliasInputError", "parse_aliases", "secondary_routes"]
