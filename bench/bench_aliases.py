@@ -12,7 +12,11 @@ and all sample addresses in one process (amortised). Wall-clock and CPU time are
 Prints the figures and writes a JSON result under bench/results/.
 
     python bench/bench_aliases.py [--aliases 100000] [--runs 5] [--sample 200] [--seed 1]
-                                  [--profile] [--no-exim] [--baseline REV]
+                                  [--mix gnu,users] [--profile] [--no-exim] [--baseline REV]
+
+Two site shapes (--mix): ``gnu`` (mostly off-site forwards, 1 user per 100 aliases)
+and ``users`` (a large university's shape: 23 local users and about 2.9 :include:
+lists per 100 aliases).  Each mix ends with a one-line summary, repeated at the end.
 
 With --baseline, the model of an earlier commit (its plugins/module_utils, taken
 from git) is timed in the same process, its runs alternating with this one's, and
@@ -59,6 +63,55 @@ def _name(rng: random.Random, used: set[str]) -> str:
             return name
 
 
+class _Site:
+    """A synthetic site being built: users first, then alias lines in order."""
+
+    def __init__(self, rng: random.Random, n_users: int, procmail: float, forward: float, title: str) -> None:
+        # a user has a .procmailrc when a draw is below ``procmail``, else a .forward below ``forward``
+        self.rng = rng
+        self.used: set[str] = set()
+        self.users = {}
+        for _n in range(n_users):
+            flags = rng.random()
+            name = _name(rng, self.used)
+            self.users[name] = {"procmail": flags < procmail, "forward": procmail <= flags < forward}
+        self.user_list = sorted(self.users)
+        self.lines = [title]
+        self.includes: dict[str, str] = {}
+        self.keys: list[str] = []
+
+    def draws(self, n_aliases: int):
+        """(roll, new key name) until the site has ``n_aliases`` keys."""
+        while len(self.keys) < n_aliases:
+            roll = self.rng.random()
+            yield roll, _name(self.rng, self.used)
+
+    def offsite(self, local: str) -> str:
+        return f"{local}@{self.rng.choice(OFFSITE)}"
+
+    def add(self, key: str, value: str) -> None:
+        self.lines.append(f"{key}: {value}")
+        self.keys.append(key)
+
+    def members(self, low: int, high: int) -> list[str]:
+        """Between ``low`` and ``high`` off-site addresses of new names."""
+        return [self.offsite(_name(self.rng, self.used)) for _n in range(self.rng.randint(low, high))]
+
+    def trolls(self, key: str, low: int, high: int, n_users: int) -> None:
+        """A list split trolls-style: members, users and an archive alias."""
+        members = self.members(low, high) + self.rng.sample(self.user_list, n_users)
+        self.add(key, ", ".join([*members, f"{key}-archive"]))
+        self.add(f"{key}-archive", f"/com/archive/{key}")
+
+    def mixed(self, key: str, high: int) -> None:
+        """A list of off-site members and an archive file (punted whole)."""
+        self.add(key, ", ".join([*self.members(3, high), f"/com/archive/{key}"]))
+
+    def result(self) -> dict:
+        return {"aliases": "\n".join(self.lines) + "\n", "includes": self.includes, "users": self.users,
+                "keys": self.keys}  # fmt: skip
+
+
 def generate(n_aliases: int, seed: int) -> dict:
     """Build a synthetic site: {"aliases": text, "includes": {path: text}, "users": {...}}.
 
@@ -68,26 +121,10 @@ def generate(n_aliases: int, seed: int) -> dict:
     :include: lists 2 %, nested aliases (chains of 2-5) 4 %, :fail: / :blackhole: 1 %.
     """
     rng = random.Random(seed)
-    used: set[str] = set()
-    users = {}
-    for _n in range(max(50, n_aliases // 100)):
-        flags = rng.random()
-        users[_name(rng, used)] = {"procmail": flags < 0.1, "forward": 0.1 <= flags < 0.15}
-    user_list = sorted(users)
-    lines = [f"# synthetic alias file, {n_aliases} keys, seed {seed}"]
-    includes: dict[str, str] = {}
-    keys: list[str] = []
-
-    def offsite(local: str) -> str:
-        return f"{local}@{rng.choice(OFFSITE)}"
-
-    def add(key: str, value: str) -> None:
-        lines.append(f"{key}: {value}")
-        keys.append(key)
-
-    while len(keys) < n_aliases:
-        roll = rng.random()
-        key = _name(rng, used)
+    title = f"# synthetic alias file, {n_aliases} keys, seed {seed}"
+    site = _Site(rng, max(50, n_aliases // 100), 0.1, 0.15, title)
+    used, user_list, includes, offsite, add = site.used, site.user_list, site.includes, site.offsite, site.add
+    for roll, key in site.draws(n_aliases):
         if roll < 0.70:
             add(key, offsite(key))
         elif roll < 0.75:
@@ -100,13 +137,9 @@ def generate(n_aliases: int, seed: int) -> dict:
                 action = {"": "post", "-request": "request", "-owner": "owner", "-bounces": "bounces"}[suffix]
                 add(key + suffix, f'"|/var/lib/mailman/mail/mailman {action} {key}"')
         elif roll < 0.92:
-            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 12))]
-            members += rng.sample(user_list, 2)
-            add(key, ", ".join([*members, f"{key}-archive"]))
-            add(f"{key}-archive", f"/com/archive/{key}")
+            site.trolls(key, 3, 12, 2)
         elif roll < 0.93:
-            members = [offsite(_name(rng, used)) for _n in range(rng.randint(3, 8))]
-            add(key, ", ".join([*members, f"/com/archive/{key}"]))
+            site.mixed(key, 8)
         elif roll < 0.95:
             path = f"{exim_truth.INCLUDE_DIR}/lists/{key}"
             members = [offsite(_name(rng, used)) for _n in range(rng.randint(2, 20))]
@@ -123,7 +156,62 @@ def generate(n_aliases: int, seed: int) -> dict:
             add(chain[-1], offsite(chain[-1]))
         else:
             add(key, rng.choice([":fail: 550 5.1.1 gone", ":blackhole:", ":defer: moving"]))
-    return {"aliases": "\n".join(lines) + "\n", "includes": includes, "users": users, "keys": keys}
+    return site.result()
+
+
+def generate_users(n_aliases: int, seed: int) -> dict:
+    """A users-heavy site (a large university's shape): about 23 local users and 2.9
+    :include: lists per 100 aliases.
+
+    Mix (by share of keys): name aliases of a local user (``first.last: user``) 22 %,
+    keep-a-copy aliases (``\\user, user@off.site``) 4 %, plain off-site forwards 45 %,
+    two off-site forwards 5 %, :include: lists of users and forwards 3.2 %, aliases of
+    several users 5.7 %, mailman pipes 5 %, lists split trolls-style 3 %, nested aliases
+    (chains of 2-4) 5 %, mixed lists with a file 1 %, :fail: / :blackhole: / :defer: 1 %.
+    """
+    rng = random.Random(seed)
+    site = _Site(rng, n_aliases * 23 // 100, 0.08, 0.12,
+                 f"# synthetic users-heavy alias file, {n_aliases} keys, seed {seed}")  # fmt: skip
+    used, user_list, includes, offsite, add = site.used, site.user_list, site.includes, site.offsite, site.add
+    for roll, key in site.draws(n_aliases):
+        if roll < 0.22:
+            add(key, rng.choice(user_list))
+        elif roll < 0.26:
+            user = rng.choice(user_list)
+            add(key, f"\\{user}, {offsite(user)}")
+        elif roll < 0.71:
+            add(key, offsite(key))
+        elif roll < 0.76:
+            add(key, f"{offsite(key)}, {offsite(key + '.alt')}")
+        elif roll < 0.792:
+            path = f"{exim_truth.INCLUDE_DIR}/lists/{key}"
+            members = rng.sample(user_list, rng.randint(3, 30))
+            members += [offsite(_name(rng, used)) for _n in range(rng.randint(0, 10))]
+            if rng.random() < 0.1:
+                members.append(f"/com/archive/{key}")
+            rng.shuffle(members)
+            includes[path] = "\n".join(members) + "\n"
+            add(key, f":include:{path}")
+        elif roll < 0.849:
+            add(key, ", ".join(rng.sample(user_list, rng.randint(2, 6))))
+        elif roll < 0.899:
+            add(key, f'"|/var/lib/mailman/mail/mailman post {key}"')
+        elif roll < 0.929:
+            site.trolls(key, 2, 8, 3)
+        elif roll < 0.979:
+            depth = rng.randint(2, 4)
+            chain = [key] + [_name(rng, used) for _n in range(depth - 1)]
+            for here, there in itertools.pairwise(chain):
+                add(here, there)
+            add(chain[-1], rng.choice([offsite(chain[-1]), rng.choice(user_list)]))
+        elif roll < 0.989:
+            site.mixed(key, 8)
+        else:
+            add(key, rng.choice([":fail: 550 5.1.1 gone", ":blackhole:", ":defer: moving"]))
+    return site.result()
+
+
+MIXES = {"gnu": generate, "users": generate_users}
 
 
 def profile_model(site: dict) -> None:
@@ -310,15 +398,30 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--sample", type=int, default=200)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--mix", default="gnu,users", help="comma-separated site shapes: gnu, users")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
     ap.add_argument("--profile", action="store_true", help="profile one model run")
     ap.add_argument("--no-exim", action="store_true", help="time the model only (no ratio, no result file)")
     ap.add_argument("--baseline", metavar="REV", help="also time the model of this commit, in the same runs")
     args = ap.parse_args()
+    mixes = [m for m in args.mix.split(",") if m]
+    unknown = [m for m in mixes if m not in MIXES]
+    if unknown:
+        ap.error(f"unknown mix {', '.join(unknown)} (known: {', '.join(MIXES)})")
+    summaries = [run_mix(mix, args) for mix in mixes]
+    print(f"\n== summary (median of {args.runs} runs; CPU = process time of this process) ==")
+    for line in summaries:
+        print(line)
+    return 0
 
+
+def run_mix(mix: str, args: argparse.Namespace) -> str:
+    """Benchmark one site shape; return its one-line summary."""
+    print(f"\n== mix {mix} ==")
     load_start = os.getloadavg()
+    c_start = time.process_time()
     t0 = time.perf_counter()
-    site = generate(args.aliases, args.seed)
+    site = MIXES[mix](args.aliases, args.seed)
     gen_s = time.perf_counter() - t0
     print(f"generated {len(site['keys'])} aliases, {len(site['includes'])} include files, "
           f"{len(site['users'])} users, {len(site['aliases']) / 1e6:.1f} MB in {gen_s:.1f} s")  # fmt: skip
@@ -340,8 +443,9 @@ def main() -> int:
         print(f"baseline {baseline['rev']}, same runs: median {b_med:.3f} s "
               f"(min {baseline['total_s']['min']:.3f}, max {baseline['total_s']['max']:.3f}); "
               f"parse {baseline['parse_s']['median']:.3f} s, "
-              f"route {baseline['route_s']['median']:.3f} s; this model takes "
-              f"{model['total_s']['median'] / b_med:.2f} of its time; output: "
+              f"route {baseline['route_s']['median']:.3f} s; CPU {baseline['cpu_s']['median']:.3f} s; "
+              f"this model takes {model['total_s']['median'] / b_med:.2f} of its time "
+              f"({model['cpu_s']['median'] / baseline['cpu_s']['median']:.2f} of its CPU time); output: "
               f"{baseline['output']['n_routes_differ']} routes differ, lists differing: "
               f"{', '.join(baseline['output']['lists_differ']) or 'none'}, "
               f"{baseline['output']['findings_differ']} findings differ")  # fmt: skip
@@ -352,12 +456,20 @@ def main() -> int:
     print(f"parse + route, {model['runs']} runs: median {model['total_s']['median']:.3f} s "
           f"(min {model['total_s']['min']:.3f}, max {model['total_s']['max']:.3f}); "
           f"parse {model['parse_s']['median']:.3f} s, route {model['route_s']['median']:.3f} s; "
-          f"CPU {model['cpu_s']['median']:.3f} s; {per_alias * 1e6:.1f} us per alias")  # fmt: skip
+          f"CPU {model['cpu_s']['median']:.3f} s (min {model['cpu_s']['min']:.3f}); "
+          f"{per_alias * 1e6:.1f} us per alias; {model['routes']} routes")  # fmt: skip
+    target = model["total_s"]["median"] <= 2.0 if n >= 100_000 else None
+    verdict = {True: "met", False: "NOT met", None: "not judged (fewer than 100k aliases)"}[target]
+    summary = (f"mix {mix}: {n} aliases, {len(site['users'])} users, {len(site['includes'])} include files, "
+               f"{model['routes']} routes: median {model['total_s']['median']:.3f} s wall "
+               f"(parse {model['parse_s']['median']:.3f}, route {model['route_s']['median']:.3f}), "
+               f"CPU {model['cpu_s']['median']:.3f} s; <= 2 s: {verdict}")  # fmt: skip
 
     if args.profile:
         profile_model(site)
     if args.no_exim:
-        return 0
+        load_end = os.getloadavg()
+        return summary + f"; load {load_start[0]:.1f} -> {load_end[0]:.1f} (1-min avg, {os.cpu_count()} CPUs)"
 
     rng = random.Random(args.seed + 1)
     sample = rng.sample(site["keys"], min(args.sample, n))
@@ -384,16 +496,21 @@ def main() -> int:
     print(f"speed ratio per address: {ratios['per_address']:.0f}x wall, {ratios['per_address_cpu']:.0f}x CPU "
           f"(one exim process per address); {ratios['batched']:.0f}x wall, {ratios['batched_cpu']:.0f}x CPU "
           f"(one exim process for the sample)")  # fmt: skip
-    target = model["total_s"]["median"] <= 2.0 if n >= 100_000 else None
-    verdict = {True: "met", False: "NOT met", None: "not judged (fewer than 100k aliases)"}[target]
     print(f"target <= 2 s median for 100k: {verdict}")
+    load_end = os.getloadavg()
+    summary += (f"; exim -bt {ms['median']:.2f} ms/address, same run "
+                f"({ratios['per_address']:.0f}x wall, {ratios['per_address_cpu']:.0f}x CPU); "
+                f"leaves agree {exim['model_agrees']}/{len(sample)}; load {load_start[0]:.1f} -> "
+                f"{load_end[0]:.1f} (1-min avg, {os.cpu_count()} CPUs)")  # fmt: skip
 
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "mix": mix,
         "machine": machine(),
         "loadavg_start": load_start,
-        "loadavg_end": os.getloadavg(),
+        "loadavg_end": load_end,
+        "bench_cpu_s": time.process_time() - c_start,
         "aliases": len(site["keys"]),
         "include_files": len(site["includes"]),
         "users": len(site["users"]),
@@ -407,12 +524,13 @@ def main() -> int:
         "exim": exim,
         "ratios": ratios,
         "target_2s_met": target,
+        "summary": summary,
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    out = args.out / f"bench_aliases-{time.strftime('%Y%m%dT%H%M%S')}.json"
+    out = args.out / f"bench_aliases-{mix}-{time.strftime('%Y%m%dT%H%M%S')}.json"
     out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     print(f"result: {out}")
-    return 0
+    return summary
 
 
 if __name__ == "__main__":

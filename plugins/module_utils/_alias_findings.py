@@ -358,12 +358,22 @@ def _loop_findings(resolver, entries, lines, source):
 
 
 def _dangling(resolver, entries, domain, source, lines, keys):
-    """Local targets of an alias that are neither aliases nor local users."""
+    """Local targets of an alias that are neither aliases nor local users.
+
+    The one-step routes have looked at every child of their aliases already:
+    ``resolver.unknown`` has their unknown local targets.
+    """
     out = []
     domains = resolver.domains
     level = resolver.level
     levels = resolver.levels.get(domain, {})
+    known = resolver.unknown
     for key in keys:
+        found = known.get(key)
+        if found is not None:
+            for value, item, origin in found:
+                out.append(_dangling_finding(resolver, key, value, item, origin, source, lines))
+            continue
         lvl = levels.get(key) or level(key, domain)
         if lvl.offsite or not lvl.children:
             continue  # forwards only, or nothing generated
@@ -381,23 +391,25 @@ def _dangling(resolver, entries, domain, source, lines, keys):
                 continue
             if target in entries and resolver.level(target, dom).outcome != "decline":
                 continue
-            file, line = (
-                (source, item.get("line", lines.get(key)))
-                if origin is None
-                else (origin, _include_line(resolver.cache, origin, item))
-            )
-            out.append(
-                finding(
-                    "dangling-target",
-                    "error",
-                    file,
-                    line,
-                    f"{key!r} sends to {value}, which is neither an alias nor a local user: "
-                    "exim finds no route for it and it bounces",
-                    key,
-                )
-            )
+            out.append(_dangling_finding(resolver, key, value, item, origin, source, lines))
     return out
+
+
+def _dangling_finding(resolver, key, value, item, origin, source, lines):
+    file, line = (
+        (source, item.get("line", lines.get(key)))
+        if origin is None
+        else (origin, _include_line(resolver.cache, origin, item))
+    )
+    return finding(
+        "dangling-target",
+        "error",
+        file,
+        line,
+        f"{key!r} sends to {value}, which is neither an alias nor a local user: "
+        "exim finds no route for it and it bounces",
+        key,
+    )
 
 
 def unsafe_key_findings(addresses, entries, source):

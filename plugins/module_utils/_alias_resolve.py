@@ -118,6 +118,8 @@ class Resolver:
         self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
         self.pfr_lane = frozenset()  # keys whose list is one pipe, file or directory (not /dev/null)
+        self.unknown = {}  # key -> [(value, item, origin)]: unknown local children seen by a one-step route
+        self.answers = {}  # key -> RCPT answer, from a one-step route
         self.fast = SHORTCUTS.on  # the inline off-site children, offsite levels, lower-case infos
 
     def level(self, key, domain):
@@ -129,8 +131,10 @@ class Resolver:
             parsed = self.entries[key]
             if isinstance(parsed, dict):
                 got = per[key] = single_level(parsed, domain)
-            else:
-                got = per[key] = one_level(parsed, domain, self.cache)
+                if parsed["type"] == "address" and self.fast:  # a local part is never off-site
+                    got.offsite = self._offsite(got.children)
+                return got
+            got = per[key] = one_level(parsed, domain, self.cache)
             if got.outcome == "ok" and self.fast:
                 got.offsite = self._offsite(got.children)
         return got

@@ -398,9 +398,9 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
 def _route_entry(action, leaves, deliver, punt, reason):
     return {
         "action": action,
-        "leaves": [{"type": t, "value": v} for t, v in sorted(leaves)],
-        "deliver": sorted(deliver),
-        "punt": sorted(punt),
+        "leaves": [{"type": t, "value": v} for t, v in (sorted(leaves) if len(leaves) > 1 else leaves)],
+        "deliver": sorted(deliver) if deliver else [],
+        "punt": sorted(punt) if punt else [],
         "reason": reason,
     }
 
@@ -464,18 +464,21 @@ def _one_step(resolver, key, lvl):
     leaves = set()
     deliver = set()
     punt = set()
-    for _kind, value, _item, _origin in lvl.children:  # all addresses: lvl.pfr is False
+    unknown = []
+    for _kind, value, item, origin in lvl.children:  # all addresses: lvl.pfr is False
         if '"' in value or "\\" in value:
             return None
-        shown = offsite_shown(value, domains)
-        if shown is not None:
+        # offsite_shown(), written out: the domain is needed below too
+        at = value.rfind("@")
+        raw = value[at + 1 :]
+        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+        shown = value if dom == raw else value[: at + 1] + dom
+        if dom not in domains:
             leaves.add(("address", shown))
             deliver.add(shown)
             continue
-        at = value.rfind("@")
         local = value[:at]
-        child = ascii_lower(local)
-        shown = local + "@" + ascii_lower(value[at + 1 :])
+        child = local.lower() if local.isascii() else ascii_lower(local)
         target = entries.get(child)
         if target is None:
             if child in users:
@@ -483,6 +486,7 @@ def _one_step(resolver, key, lvl):
                 punt.add(shown)
             else:
                 leaves.add(("unknown", shown))
+                unknown.append((value, item, origin))
             continue
         if not isinstance(target, dict):
             return None
@@ -498,7 +502,28 @@ def _one_step(resolver, key, lvl):
     resolver.budget -= 1 + len(lvl.children)  # at most what resolver.route() spends on it
     if resolver.budget < 0:
         raise TooComplex()
+    resolver.unknown[key] = unknown  # the findings need no second look at the children
+    # The RCPT answer, the same in every domain: exim follows only a single child,
+    # and a child here is off-site, no alias (a user or unknown) or a lane's alias.
+    resolver.answers[key] = "reject" if len(lvl.children) == 1 and unknown else "accept"
     return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
+
+
+_USER_REASON = "local user: mailbox on the primary"
+
+
+def _user_route(resolver, key, address):
+    """Route of a local user without an alias: what resolver.route() gives, directly."""
+    resolver.budget -= 1
+    if resolver.budget < 0:
+        raise TooComplex()
+    return {
+        "action": "punt",
+        "leaves": [{"type": "local", "value": key}],
+        "deliver": [],
+        "punt": [address],
+        "reason": _USER_REASON,
+    }
 
 
 def _route_one(resolver, key, domain, entries, fast=True):
@@ -507,7 +532,7 @@ def _route_one(resolver, key, domain, entries, fast=True):
         lvl = resolver.level(key, domain)
         if fast and lvl.offsite:  # the common case: forwards only
             return _offsite_route(lvl.offsite)
-        route = _pfr_only(resolver, key, lvl, domain) if fast else None
+        route = _pfr_only(resolver, key, lvl, domain) if fast and lvl.pfr else None
         if route is not None:
             return route
         if fast:
@@ -515,13 +540,15 @@ def _route_one(resolver, key, domain, entries, fast=True):
             if route is not None:
                 return route
     address = top_address(key, domain)
+    if lvl is None and fast and key in resolver.users:
+        return _user_route(resolver, key, address)
     res = resolver.route(address)
     leaves = res.leaves
     if res.blackhole and not leaves:
         leaves = {("blackhole", "")}
     if lvl is None or lvl.outcome == "decline":
         if key in resolver.users:
-            return _route_entry("punt", leaves, set(), {address}, "local user: mailbox on the primary")
+            return _route_entry("punt", leaves, set(), {address}, _USER_REASON)
         return _route_entry("fail", leaves, set(), set(), "unknown local part: rejected at RCPT time")
     if lvl.pfr and lvl.outcome in ("defer", "fail") and res.punt == {address}:
         return _route_entry("punt", leaves, set(), res.punt, _PFR_STOP_REASON.format(lvl.outcome))
@@ -584,50 +611,117 @@ def _rcpt_table(resolver, keys, others, domains, levels, fast=True):
 
     Each address is verified in its own domain.  What decides for most aliases
     does not depend on the domain (the outcome of the alias's own list, and
-    whether it has exactly one child that is a local address), so that is read
-    from the first domain's expansion; only a chain of one-child aliases is
-    followed per domain.  ``keys`` not in ``others`` are the fast lanes'
-    aliases (forwards only, or one pipe, file or directory): accepted.
+    whether it has exactly one child, and a chain of such aliases written as
+    bare local parts stays in the incoming domain), so it is found once per
+    local part; other chains of one-child aliases are followed per domain.
+    ``keys`` not in ``others`` are the fast lanes' aliases (forwards only, or
+    one pipe, file or directory): accepted.
     """
     first = domains[0]
-    addresses = _addresses(keys, domains)
-    answers = []
     step = len(domains)
     entries = resolver.entries
-    for key in keys:
-        answer = _ACCEPT if fast and key not in others else None
-        if answer is None and fast:
-            answer = _rcpt_class(resolver, key, levels, first)
-        if answer is not None:
-            answers.extend([answer] * step)
-        else:
-            answers.extend(_verify(resolver, key, domain, entries) for domain in domains)
-    rcpt = {}
+    column = []  # per key: the answer in every domain, or None
+    deferred = []  # (position, reason) of the keys that defer in every domain
+    walked = {}  # position -> [(answer, reason) per domain]
+    users = resolver.users
+    answers = resolver.answers
+    if fast:
+        memo = {}
+        for pos, key in enumerate(keys):
+            if key not in others:
+                column.append("accept")
+                continue
+            if key not in entries:  # a user without an alias
+                column.append("accept" if key in users else "reject")
+                continue
+            got = answers.get(key)
+            if got is not None:  # known from its one-step route
+                column.append(got)
+                continue
+            got = _rcpt_class(resolver, key, levels, first, memo)
+            if got is None:
+                walked[pos] = [_verify(resolver, key, domain, entries) for domain in domains]
+                column.append(None)
+                continue
+            column.append(got[0])
+            if got[0] == "defer":
+                deferred.append((pos, got[1]))
+    else:
+        for pos, key in enumerate(keys):
+            walked[pos] = [_verify(resolver, key, domain, entries) for domain in domains]
+            column.append(None)
+    answers = [None] * (len(keys) * step)
+    for dpos in range(step):
+        if walked:
+            column = column[:]
+            for pos, per_domain in walked.items():
+                column[pos] = per_domain[dpos][0]
+        answers[dpos::step] = column
+    addresses = _addresses(keys, domains)
+    rcpt = dict(zip(addresses, answers))  # noqa: B905 (equal lengths)
     defer = {}
+    for pos, reason in deferred:
+        for dpos in range(step):
+            defer[addresses[pos * step + dpos]] = reason
+    for pos, per_domain in walked.items():
+        for dpos, (answer, reason) in enumerate(per_domain):
+            if answer == "defer":
+                defer[addresses[pos * step + dpos]] = reason
     unsafe = []
-    for address, (answer, reason) in zip(addresses, answers):  # noqa: B905 (equal lengths)
-        if _UNSAFE(address):
-            unsafe.append(address)
-            continue
-        rcpt[address] = answer
-        if answer == "defer":
-            defer[address] = reason
+    if _UNSAFE("".join(keys)) or _UNSAFE("".join(domains)):
+        unsafe = [address for address in addresses if _UNSAFE(address)]
+        for address in unsafe:
+            del rcpt[address]
+            defer.pop(address, None)
+    if len(defer) > 1:  # in the order of rcpt
+        defer = {address: defer[address] for address in rcpt if address in defer}
     return rcpt, defer, unsafe
 
 
-def _rcpt_class(resolver, key, levels, first):
-    """The RCPT answer of a key when it is the same in every domain, else None."""
-    if key not in resolver.entries:
-        return _ACCEPT  # a user without an alias
+_IN_PROGRESS = ("in progress", "")
+
+
+def _rcpt_class(resolver, key, levels, first, memo, depth=0):
+    """(answer, reason) of a key when it is the same in every domain, else None.
+
+    An alias whose only child is a bare local part (qualified with the incoming
+    domain) answers what that local part answers, one level deeper; ``memo``
+    keeps each key's (answer, reason, height), a key met again while it is
+    being answered is a loop (None: followed per domain).
+    """
+    got = memo.get(key)
+    if got is not None:
+        if got is _IN_PROGRESS or got[0] is None or depth + got[2] > MAX_ANCESTORS:
+            return None
+        return got[:2]
+    entries = resolver.entries
+    if key not in entries:
+        return _ACCEPT if key in resolver.users else ("reject", "")  # a user without an alias
     lvl = levels.get(key) or resolver.level(key, first)
     outcome = lvl.outcome
+    height = 0
     if outcome == "ok":
         if lvl.pfr or len(lvl.children) != 1 or lvl.offsite:
-            return _ACCEPT
-        return None  # one local child: followed per domain
-    if outcome == "decline":
-        return _ACCEPT if key in resolver.users else ("reject", "")
-    return _stop_answer(lvl)
+            answer = _ACCEPT
+        else:
+            _kind, value, item, _origin = lvl.children[0]
+            answer = None
+            plain = '"' not in value and "\\" not in value
+            if item.get("type") == "local" and plain and depth < MAX_ANCESTORS:
+                child = ascii_lower(item["value"])
+                if child not in entries:
+                    answer = _ACCEPT if child in resolver.users else ("reject", "")
+                    height = 1
+                elif child != key:
+                    memo[key] = _IN_PROGRESS
+                    answer = _rcpt_class(resolver, child, levels, first, memo, depth + 1)
+                    height = memo[child][2] + 1 if answer is not None else 0
+    elif outcome == "decline":
+        answer = _ACCEPT if key in resolver.users else ("reject", "")
+    else:
+        answer = _stop_answer(lvl)
+    memo[key] = (None, "", 0) if answer is None else (answer[0], answer[1], height)
+    return answer
 
 
 def _stop_answer(lvl):

@@ -4,11 +4,14 @@
 import pytest
 from ansible.errors import AnsibleFilterError
 from ansible_collections.smartmx.exim.plugins.filter.parse_aliases import FilterModule as ParseModule
+from ansible_collections.smartmx.exim.plugins.filter.secondary_lists import FilterModule as ListsModule
 from ansible_collections.smartmx.exim.plugins.filter.secondary_routes import FilterModule as RoutesModule
+from ansible_collections.smartmx.exim.plugins.module_utils._alias_lists import secondary_lists
 from ansible_collections.smartmx.exim.plugins.module_utils._aliases import parse_aliases, secondary_routes
 
 PARSE = ParseModule().filters()["parse_aliases"]
 ROUTES = RoutesModule().filters()["secondary_routes"]
+LISTS = ListsModule().filters()["secondary_lists"]
 TEXT = "trolls: adb, nemo@sea.example, trolls-archive\ntrolls-archive: /com/archive/trolls\nbad: <x\n"
 
 
@@ -41,3 +44,11 @@ def test_routes_filter_refuses_bad_arguments():
         ROUTES(PARSE(TEXT), ["example.org"], pfr_strategy="sometimes")
     with pytest.raises(AnsibleFilterError, match=r"smartmx\.exim\.secondary_routes.*\(line 7\)"):
         ROUTES({"entries": {"k": {"line": 7, "items": [{"type": "pipe"}]}}}, ["example.org"])
+
+
+def test_lists_filter_equals_the_model_and_refuses_what_is_no_routing_table():
+    routes = ROUTES(PARSE(TEXT), ["example.org"], users={"adb": {}})
+    assert LISTS(routes) == secondary_lists(routes)
+    assert "bad@example.org: defer error in redirect data" in LISTS(routes)["rcpt"]
+    with pytest.raises(AnsibleFilterError, match=r"smartmx\.exim\.secondary_lists.*'rcpt'"):
+        LISTS({"routes": {}})

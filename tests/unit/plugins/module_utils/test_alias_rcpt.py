@@ -3,6 +3,7 @@
 and the punting of pfr items that come before :fail: or :defer:."""
 
 import pytest
+from ansible_collections.smartmx.exim.plugins.module_utils import _aliases
 from ansible_collections.smartmx.exim.plugins.module_utils._aliases import parse_aliases, secondary_routes
 
 from .alias_helpers import DOMAINS, table
@@ -125,3 +126,32 @@ def test_review_pipe_before_fail_is_punted_with_a_finding():
     assert result["routes"]["outer"]["punt"] == ["inner@example.org"]
     assert result["routes"]["inner"]["action"] == "punt"
     assert "pfr-before-stop" in {f["code"] for f in result["findings"]}
+
+
+def _rcpt(text, fast):
+    parsed = _aliases._parse_aliases(text, "aliases", fast=fast)
+    return _aliases._secondary_routes(parsed, DOMAINS, {}, {"alice": {}}, "patch", "aliases", None, fast=fast)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "k: j\nj: i\ni: alice\n",
+        "a: b\nb: a\nalice: a\n",  # a loop of one-child aliases, and a way into it
+        "a: b\nb: c\nc: b\n",
+        "k: j@example.net\nj: alice\n",  # a qualified child: per domain
+        "".join(f"a{n}: a{n + 1}\n" for n in range(104)) + "a104: alice\n",  # deeper than 101
+    ],
+)
+def test_one_child_chains_answer_alike_with_and_without_shortcuts(text):
+    fast, slow = _rcpt(text, True), _rcpt(text, False)
+    assert fast["rcpt"] == slow["rcpt"]
+    assert fast["defer"] == slow["defer"]
+
+
+def test_a_chain_deeper_than_101_ancestors_defers():
+    text = "".join(f"a{n}: a{n + 1}\n" for n in range(104)) + "a104: alice\n"
+    rcpt = _rcpt(text, True)["rcpt"]
+    assert rcpt["a0@example.org"] == "defer"  # alice would be the 105th ancestor
+    assert rcpt["a4@example.org"] == "accept"  # alice at 101
+    assert rcpt["a3@example.org"] == "defer"

@@ -73,6 +73,7 @@ SHORTCUT_NAMES = [
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
     (_aliases, "_rcpt_class"),  # RCPT answers shared by every domain
+    (_aliases, "_user_route"),  # users without an alias
     (_alias_resolve.Resolver, "_offsite"),  # levels' off-site addresses
 ]
 
