@@ -1,4 +1,3 @@
-#!/usr/bin/env python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 """Time smartmx.exim.alias_sync against ansible.builtin.copy over the Docker connection.
 
@@ -14,7 +13,9 @@ with the community.docker.docker connection and pipelining (ansible.cfg):
 * first copy and no-op copy of the same files (the data directory: aliases,
   include/..., rcpt, punt) with ansible.builtin.copy, in the same runs.
 
-Every figure is the task's own duration from the ansible.posix.json callback
+Each sync run also times one ansible.builtin.ping task (ping_s in the result
+file, not in the summary line): the cost of one trivial module call at that
+moment, the floor for any task. Every figure is the task's own duration from the ansible.posix.json callback
 (the playbook's start-up is left out; it is recorded as wall_s beside it), the
 median of --runs runs. The module's peak RSS on the target comes from a small
 interpreter wrapper there (RUSAGE_CHILDREN of each module process); the figure
@@ -30,6 +31,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -47,11 +49,12 @@ import bench_aliases  # noqa: E402
 IMAGE = "smartmx-lab/debian:bookworm"
 WRAPPER_DIR = "/opt/syncbench"
 WRAPPER = f"""#!/usr/bin/python3
-# Runs the module with the real interpreter and records the child's peak RSS (KiB).
+# Runs the module with the real interpreter; records the child's peak RSS (KiB) and CPU seconds.
 import resource, subprocess, sys, time
 rc = subprocess.call(["/usr/bin/python3", *sys.argv[1:]])
+r = resource.getrusage(resource.RUSAGE_CHILDREN)
 with open("{WRAPPER_DIR}/rss.log", "a") as f:
-    f.write("%.3f %d\\n" % (time.time(), resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+    f.write("%.3f %d %.3f %.3f\\n" % (time.time(), r.ru_maxrss, r.ru_utime, r.ru_stime))
 sys.exit(rc)
 """
 
@@ -69,7 +72,10 @@ PLAYBOOK = """---
         includes: "{{ include_texts }}"
         allowed_include_dirs: [/com/mailer/include]
         files: "{{ lists }}"
-        source: {host: mx1.gnu.test, serial: "{{ serial }}"}
+        source: {host: mx1.gnu.test, serial: "{{ bench_serial }}"}
+    - name: Ping
+      when: bench_mode == 'ping'
+      ansible.builtin.ping:
     - name: Copy
       when: bench_mode == 'copy'
       ansible.builtin.copy:
@@ -148,7 +154,7 @@ class Bench:
         self.inventory = work / "inventory.yml"
         self.playbook = work / "bench.yml"
         self.inventory.write_text(
-            "all:\n  vars:\n    ansible_connection: community.docker.docker\n"
+            "---\nall:\n  vars:\n    ansible_connection: community.docker.docker\n"
             f"    ansible_host: {container}\n  hosts:\n"
             f"    sync:\n      ansible_python_interpreter: {WRAPPER_DIR}/python\n"
             "    copy:\n      ansible_python_interpreter: /usr/bin/python3\n",
@@ -158,11 +164,15 @@ class Bench:
 
     def push(self, mode: str, base: str, varfile: Path | None = None, serial: str = "1") -> dict:
         """Run one task; return its duration, the playbook's wall time and the result."""
-        env = dict(os.environ, ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
-                   ANSIBLE_STDOUT_CALLBACK="ansible.posix.json", ANSIBLE_LOAD_CALLBACK_PLUGINS="1")  # fmt: skip
-        host = "sync" if mode == "sync" else "copy"
+        env = dict(
+            os.environ,
+            ANSIBLE_CONFIG=str(REPO / "ansible.cfg"),
+            ANSIBLE_STDOUT_CALLBACK="ansible.posix.json",
+            ANSIBLE_LOAD_CALLBACK_PLUGINS="1",
+        )
+        host = "copy" if mode == "copy" else "sync"
         cmd = ["ansible-playbook", "-i", str(self.inventory), str(self.playbook),
-               "-e", f"bench_host={host} bench_mode={mode} bench_base={base} serial={serial}",
+               "-e", f"bench_host={host} bench_mode={mode} bench_base={base} bench_serial={serial}",
                "-e", f"bench_data={self.work / 'data'}"]  # fmt: skip
         if varfile is not None:
             cmd += ["-e", f"@{varfile}"]
@@ -174,12 +184,19 @@ class Bench:
         report = json.loads(proc.stdout)
         for task in report["plays"][0]["tasks"]:
             res = task["hosts"].get(host)
-            if task["task"]["name"] in ("Sync", "Copy") and res and not res.get("skipped"):
+            if task["task"]["name"] in ("Sync", "Ping", "Copy") and res and not res.get("skipped"):
                 d = task["task"]["duration"]
                 seconds = (_when(d["end"]) - _when(d["start"])).total_seconds()
                 return {"s": seconds, "wall_s": round(wall, 3), "changed": res.get("changed"),
                         "sent_files": res.get("sent_files"), "generation": res.get("generation")}  # fmt: skip
         raise RuntimeError(f"no {mode} task in the report")
+
+
+def _progress(out_file: Path, runs: list, copies: list, **row) -> None:
+    """Print one step's figures and keep what is measured so far."""
+    print(json.dumps(row), flush=True)
+    partial = {"partial": True, "runs": runs, "copies": copies}
+    out_file.write_text(json.dumps(partial, indent=1), encoding="utf-8")
 
 
 def _when(text: str) -> datetime:
@@ -194,26 +211,34 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--container", default="smartmx-syncbench-mx2")
     ap.add_argument("--out", type=Path, default=REPO / "bench" / "results")
-    ap.add_argument("--no-copy", action="store_true", help="skip ansible.builtin.copy (quick check)")
+    ap.add_argument("--copy-runs", type=int, help="runs of ansible.builtin.copy (default: --runs; 0: none)")
     opts = ap.parse_args()
+    if opts.copy_runs is None:
+        opts.copy_runs = opts.runs
 
     files = site_files(opts.aliases, opts.includes, opts.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="alias_sync-", dir=opts.out))
+    # The generated playbook and data live outside the checkout (linters scan it).
+    work = Path(tempfile.mkdtemp(prefix="smartmx-alias-sync-bench-"))
     (work / "data").mkdir()
     write_data(work / "data", files)
     base_vars = {"alias_text": files["aliases"], "include_texts": files["includes"], "lists": files["lists"]}
     (work / "base.json").write_text(json.dumps(base_vars), encoding="utf-8")
     start_container(opts.container)
     bench = Bench(work, opts.container)
-    docker("exec", opts.container, "rm", "-rf", "/var/lib/smartmx/bench")
     runs = []
+    copies = []
     peak = 0
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    out_file = opts.out / f"alias_sync-{stamp}.json"
+    # Fresh directories per invocation: no earlier run's state (nor the controller's
+    # remembered manifest for a base_dir) plays a part in a first push.
+    root = f"/var/lib/smartmx/bench/{stamp}"
     for run in range(opts.runs):
         changed = dict(base_vars, alias_text=one_change(files["aliases"], files["keys"], run))
         changed_file = work / f"change-{run}.json"
         changed_file.write_text(json.dumps(changed), encoding="utf-8")
-        base = f"/var/lib/smartmx/bench/sync-{run}"
+        base = f"{root}/sync-{run}"
         rss_log(opts.container, clear=True)
         row = {
             "first": bench.push("sync", base, work / "base.json"),
@@ -221,18 +246,24 @@ def main() -> int:
             "one_change": bench.push("sync", base, changed_file, serial="2"),
         }
         rss = rss_log(opts.container)
+        row["ping"] = bench.push("ping", base)  # the floor: one trivial module call, same moment
         row["rss_kib"] = rss
         peak = max([peak, *rss])
-        if not opts.no_copy:
-            dest = f"/var/lib/smartmx/bench/copy-{run}"
-            row["copy_first"] = bench.push("copy", dest)
-            row["copy_noop"] = bench.push("copy", dest)
         assert row["first"]["changed"] and not row["noop"]["changed"] and row["one_change"]["changed"], row
         runs.append(row)
-        print(json.dumps({"run": run, **{k: v["s"] for k, v in row.items() if isinstance(v, dict)}}), flush=True)
+        seconds = {k: v["s"] for k, v in row.items() if isinstance(v, dict)}
+        _progress(out_file, runs, copies, run=run, **seconds)
+    # copy is slow (a round trip per file): its runs come after every sync run
+    for run in range(opts.copy_runs):
+        dest = f"{root}/copy-{run}"
+        row = {"copy_first": bench.push("copy", dest)}
+        _progress(out_file, runs, [*copies, row], copy_run=run, copy_first=row["copy_first"]["s"])
+        row["copy_noop"] = bench.push("copy", dest)
+        copies.append(row)
+        _progress(out_file, runs, copies, copy_run=run, copy_noop=row["copy_noop"]["s"])
 
     def med(key):
-        values = [r[key]["s"] for r in runs if key in r]
+        values = [r[key]["s"] for r in runs + copies if key in r]
         return round(statistics.median(values), 3) if values else None
 
     summary = {
@@ -246,9 +277,15 @@ def main() -> int:
         "module_peak_rss_mb": round(peak / 1024, 1),
     }
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    detail = {"summary": summary, "runs": runs, "bytes": len(files["aliases"].encode()) + sum(
-        len(t.encode()) for t in [*files["includes"].values(), *files["lists"].values()])}
+    detail = {
+        "summary": summary,
+        "runs": runs,
+        "bytes": len(files["aliases"].encode())
+        + sum(len(t.encode()) for t in [*files["includes"].values(), *files["lists"].values()]),
+    }
     (opts.out / f"alias_sync-{stamp}.json").write_text(json.dumps(detail, indent=1), encoding="utf-8")
+    shutil.rmtree(work)
+    docker("exec", opts.container, "rm", "-rf", root)
     print(json.dumps(summary))
     return 0
 

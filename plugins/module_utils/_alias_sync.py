@@ -260,10 +260,22 @@ def shrink_check(new_count, old_count, max_percent, old_id):
         )
 
 
-def diff_text(before, after, max_lines):
-    """(before, after, note): the changed region of two texts with 3 lines of context, truncated."""
+def line_delta(before, after):
+    """``{"head", "tail", "middle"}``: after = before's first head lines + middle + its last tail lines.
+
+    None when the changed region is not small (more than a quarter of the lines).
+    """
     a = before.split("\n")
     b = after.split("\n")
+    head, tail = _common_ends(a, b)
+    middle = b[head : len(b) - tail]
+    if len(middle) > max(16, len(b) // 4):
+        return None
+    return {"head": head, "tail": tail, "middle": middle}
+
+
+def _common_ends(a, b):
+    """Lines a and b share at the start, then at the end (not overlapping)."""
     head = 0
     limit = min(len(a), len(b))
     while head < limit and a[head] == b[head]:
@@ -271,6 +283,14 @@ def diff_text(before, after, max_lines):
     tail = 0
     while tail < limit - head and a[-1 - tail] == b[-1 - tail]:
         tail += 1
+    return head, tail
+
+
+def diff_text(before, after, max_lines):
+    """(before, after, note): the changed region of two texts with 3 lines of context, truncated."""
+    a = before.split("\n")
+    b = after.split("\n")
+    head, tail = _common_ends(a, b)
     start = max(0, head - 3)
     a_mid = a[start : len(a) - max(0, tail - 3)]
     b_mid = b[start : len(b) - max(0, tail - 3)]

@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) smartmx.exim contributors
 
@@ -36,7 +37,7 @@ description:
     changed files are then sent, and unchanged files are hard-linked from the current generation.
   - See C(docs/alias_sync.md) in the collection for the layout and what to do about each refusal.
 author:
-  - smartmx.exim contributors
+  - smartmx.exim maintainers (!UNKNOWN)
 options:
   base_dir:
     description:
@@ -121,18 +122,24 @@ options:
       - Seconds to wait for another run's lock before failing.
     type: float
     default: 60
+  transfer:
+    description:
+      - Internal, set by the action plugin; a task that sets it fails.
+      - The manifest of the whole generation, the files whose content this call carries, the
+        plan made on the controller (counts, errors, relocations), and whether the call only asks
+        if the secondary already holds the data.
+    type: dict
   diff_max_lines:
     description:
       - In diff mode, the most lines shown before and after for each changed file; the changed
         region of a file (with three lines of context) is shown, cut to this many lines.
     type: int
     default: 200
-extends_documentation_fragment: []
 attributes:
   check_mode:
     support: full
     description: >-
-      Predicts RV(changed), the refusals except C(validate-failed), and the new generation;
+      Predicts C(changed), the refusals except C(validate-failed), and the new generation;
       writes nothing.
   diff_mode:
     support: full
@@ -145,13 +152,12 @@ attributes:
     description: Needs C(flock), hard links and C(rename) of symbolic links.
 notes:
   - The heartbeat is rewritten on every run that is not refused and not in check mode, changed or not.
+  - The action plugin remembers, on the controller, the manifest it last pushed to each host and
+    O(base_dir) (C(~/.ansible/cache/smartmx.exim.alias_sync/)); when the data differs from it, the
+    changed files go in the first call. It is only a hint, every file is checked on the secondary.
   - Use the module through its action plugin (the normal case, as a task). Run on its own, for
     instance by C(ansible -m), it needs every content in its arguments and parses the alias file on
     the secondary.
-seealso:
-  - name: The generation layout and the refusals
-    description: C(docs/alias_sync.md) in the collection.
-    link: https://github.com/smartmx/exim/blob/main/docs/alias_sync.md
 """
 
 EXAMPLES = r"""
@@ -223,6 +229,10 @@ errors:
       line: 12
       local_part: bad
       message: 'malformed address: < may not follow a'
+manifest_sha256:
+  description: The sha256 of the generation's C(MANIFEST.json) file as stored.
+  returned: success
+  type: str
 manifest:
   description: >-
     The generation's C(MANIFEST.json): format, generation, created, source, files (sha256 and
@@ -234,6 +244,32 @@ heartbeat:
   returned: success
   type: dict
   sample: {path: /var/lib/smartmx/aliases/heartbeat, time: 1796157600, written: true}
+sent_files:
+  description: Through the action plugin, the relative paths whose content was sent to the secondary.
+  returned: when the data changed
+  type: list
+  elements: str
+  sample: [aliases]
+sent_changed_lines:
+  description: >-
+    Through the action plugin, the relative paths sent as their changed lines only (files of
+    64 KiB or more whose previous text the controller kept); the module rebuilt them from the
+    current generation and checked their sha256.
+  returned: when the data changed
+  type: list
+  elements: str
+heartbeat_only:
+  description: >-
+    Through the action plugin, true when the controller's remembered manifest matched and a
+    shell check on the secondary (under the lock) confirmed it, so only the heartbeat was
+    rewritten, without running the module.
+  returned: when that happened
+  type: bool
+cleaned:
+  description: What the run removed of killed runs' leftovers (C(.incoming-*), unactivated generations).
+  returned: success
+  type: list
+  elements: str
 pruned:
   description: Generation ids removed by this run.
   returned: success
@@ -299,12 +335,9 @@ ARGUMENT_SPEC = dict(
     mode=dict(type="str", default="0640"),
     lock_timeout=dict(type="float", default=60),
     diff_max_lines=dict(type="int", default=200),
-    # Set by the action plugin only: the whole manifest, the relative paths whose
-    # content is in this call, the plan computed on the controller, probe or not.
-    _manifest=dict(type="dict"),
-    _sent=dict(type="list", elements="str"),
-    _plan=dict(type="dict"),
-    _probe=dict(type="bool", default=False),
+    # Set by the action plugin only: manifest (the whole generation's files), sent
+    # (the relative paths whose content is in this call), plan, probe.
+    transfer=dict(type="dict"),
 )
 
 
@@ -378,6 +411,7 @@ class Target:
         self.gid = self._id(p["group"], grp.getgrnam, "gr_gid")
         self.generations = os.path.join(self.base, GENERATIONS)
         self.check = module.check_mode
+        self.manifest_sha256 = None  # of the current generation's MANIFEST.json, once read
 
     @staticmethod
     def _id(name, lookup, field):
@@ -403,9 +437,11 @@ class Target:
         gen_id = os.path.basename(target.rstrip("/"))
         try:
             with open(os.path.join(self.generations, gen_id, gen.MANIFEST), "rb") as f:
-                manifest = json.load(f)
+                data = f.read()
+            manifest = json.loads(data)
         except (OSError, ValueError):
             return gen_id, None
+        self.manifest_sha256 = gen.digest(data)
         return gen_id, manifest
 
     def pushed_text(self, gen_id, manifest, rel):
@@ -501,6 +537,8 @@ class Target:
             ids = sorted(n for n in os.listdir(self.generations) if gen.ID_RE.match(n))
         except FileNotFoundError:
             return []
+        # oldest first: the id's time, then the directory's (ids of one second sort by hash)
+        ids.sort(key=lambda n: (n[:16], os.stat(os.path.join(self.generations, n)).st_mtime_ns))
         old = [n for n in ids if n != current_id]
         remove = old[: max(0, len(old) - max(keep, 1) + 1)]
         for name in remove:
@@ -515,16 +553,17 @@ class Run:
         self.module = module
         self.p = module.params
         self.t = target
+        self.transfer = module.params["transfer"] or {}
 
-    def received(self):
-        """Manifest files, the texts sent in this call and whether the plan came with them."""
+    def received(self, cur_id, cur):
+        """Manifest files, and the texts and bytes this call carries (sent whole or as changed lines)."""
         p = self.p
         texts = gen.gather(p["aliases"], p["includes"], p["files"], p["alias_path"])
-        if p["_manifest"] is None:
+        if not self.transfer.get("manifest"):
             blobs = {rel: gen.check_text(text, shown) for rel, (text, shown) in texts.items()}
             return gen.manifest_files(blobs), texts, blobs
-        files = p["_manifest"]
-        sent = set(p["_sent"] or ())
+        files = self.transfer["manifest"]
+        sent = set(self.transfer.get("sent") or ())
         texts = {rel: v for rel, v in texts.items() if rel in sent}
         blobs = {}
         for rel, (text, shown) in texts.items():
@@ -532,13 +571,39 @@ class Run:
             if rel not in files or gen.digest(data) != files[rel]["sha256"]:
                 raise Failure(f"{shown}: the content sent does not match the manifest")
             blobs[rel] = data
+        for rel, delta in (self.transfer.get("deltas") or {}).items():
+            if rel in texts or rel not in files:
+                continue
+            text = self.patched(rel, delta, cur_id, cur)
+            if text is None:
+                continue  # the run asks for the whole file
+            shown = self.p["alias_path"] if rel == gen.ALIASES else rel
+            if rel.startswith(gen.INCLUDE_DIR + "/"):
+                shown = rel[len(gen.INCLUDE_DIR) :]
+            data = gen.check_text(text, shown)
+            if gen.digest(data) == files[rel]["sha256"]:
+                texts[rel] = (text, shown)
+                blobs[rel] = data
         return files, texts, blobs
+
+    def patched(self, rel, delta, cur_id, cur):
+        """A changed file rebuilt from the current generation's and the changed lines sent."""
+        if not cur or (cur["files"].get(rel) or {}).get("sha256") != delta.get("base_sha256"):
+            return None
+        base = self.t.pushed_text(cur_id, cur, rel)
+        if base is None:
+            return None
+        lines = base.split("\n")
+        head, tail = delta["head"], delta["tail"]
+        if head + tail > len(lines):
+            return None
+        return "\n".join(lines[:head] + list(delta["middle"]) + lines[len(lines) - tail :])
 
     def run(self):
         t = self.t
         cur_id, cur = t.current()
         cleaned = [] if t.check else t.cleanup(cur_id)
-        files, texts, blobs = self.received()
+        files, texts, blobs = self.received(cur_id, cur)
         cur_files = cur["files"] if cur else None
         result = {"previous": cur_id, "cleaned": cleaned, "pruned": []}
         if gen.same_files(files, cur_files):
@@ -547,7 +612,7 @@ class Run:
         missing = sorted(
             r for r in files if r not in texts and (old.get(r) or {}).get("sha256") != files[r]["sha256"]
         )
-        if self.p["_probe"] or missing:
+        if self.transfer.get("probe") or missing:
             result.update(changed=True, need=missing)
             return result
         return self.apply(cur_id, cur, files, texts, blobs, result)
@@ -560,6 +625,7 @@ class Run:
             counts=cur.get("counts", {}),
             errors=cur.get("errors", []),
             manifest=cur,
+            manifest_sha256=self.t.manifest_sha256,
             heartbeat=self.t.heartbeat(cur_id, cur.get("source"), False),
         )
         return result
@@ -567,8 +633,8 @@ class Run:
     def _plan(self, files, texts, cur_id, cur):
         p = self.p
         prefix_len = len(self.t.prefix("x" * 29))
-        if p["_plan"] is not None:
-            planned = p["_plan"]
+        if self.transfer.get("plan") is not None:
+            planned = self.transfer["plan"]
             for ref in planned.get("references", []):
                 if not gen.inside(ref["path"], p["allowed_include_dirs"]):
                     message = f"{ref['file']}: line {ref['line']}: :include:{ref['path']} is outside"
@@ -627,6 +693,8 @@ class Run:
             errors=planned["errors"],
             manifest=manifest,
         )
+        body = (json.dumps(manifest, sort_keys=True, indent=1) + "\n").encode("utf-8")
+        result["manifest_sha256"] = gen.digest(body)
         if self.module._diff:
             result["diff"] = self.diff(changed, files, texts, cur_id, cur)
         if t.check:
@@ -635,7 +703,7 @@ class Run:
         t.ensure_base()
         incoming = tempfile.mkdtemp(prefix=INCOMING, dir=t.base)
         staged = os.path.join(incoming, "generation")
-        self.write(staged, gen_id, files, texts, blobs, relocations, cur_id, cur, manifest)
+        self.write(staged, gen_id, files, texts, blobs, relocations, cur_id, cur, body)
         with open(os.path.join(incoming, "claim"), "w", encoding="ascii") as f:
             f.write(gen_id + "\n")
             f.flush()
@@ -655,7 +723,7 @@ class Run:
         result["pruned"] = t.prune(p["keep"], gen_id)
         return result
 
-    def write(self, staged, gen_id, files, texts, blobs, relocations, cur_id, cur, manifest):
+    def write(self, staged, gen_id, files, texts, blobs, relocations, cur_id, cur, body):
         t = self.t
         t.mkdir(staged)
         dirs = [staged]
@@ -674,7 +742,7 @@ class Run:
                         t.mkdir(walk)
                         dirs.append(walk)
             offsets = relocations.get(rel)
-            unchanged = rel not in blobs and (cur_files.get(rel) or {}).get("sha256") == files[rel]["sha256"]
+            unchanged = (cur_files.get(rel) or {}).get("sha256") == files[rel]["sha256"]
             if unchanged and not offsets and not cur_reloc.get(rel):
                 source = os.path.join(t.generations, cur_id, rel)
                 try:
@@ -690,8 +758,7 @@ class Run:
             else:
                 data = self.texts_for([rel], files, texts, cur_id, cur)[rel].encode("utf-8")
             t.write_file(path, data)
-        body = json.dumps(manifest, sort_keys=True, indent=1) + "\n"
-        t.write_file(os.path.join(staged, gen.MANIFEST), body.encode("utf-8"))
+        t.write_file(os.path.join(staged, gen.MANIFEST), body)
         for path in reversed(dirs):
             _fsync_dir(path)
 
@@ -763,7 +830,7 @@ def main():
 
 def _shown_args(params):
     """The arguments echoed in the result, contents replaced by their size."""
-    shown = {k: v for k, v in params.items() if not k.startswith("_")}
+    shown = {k: v for k, v in params.items() if k != "transfer"}
     shown["aliases"] = f"({len(params['aliases'] or '')} characters)"
     for key in ("includes", "files"):
         shown[key] = {name: f"({len(text or '')} characters)" for name, text in (params[key] or {}).items()}
