@@ -1,5 +1,6 @@
 #!/usr/bin/python
 # -*- coding: utf-8 -*-
+# GNU General Public License v3.0+ (see https://www.gnu.org/licenses/gpl-3.0.txt)
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) smartmx.exim contributors
 
@@ -9,7 +10,8 @@ DOCUMENTATION = r"""
 module: alias_sources
 short_description: Read the primary MX's alias file, its include files and the local users
 version_added: 0.1.0
-author: smartmx.exim maintainers
+author:
+  - smartmx.exim contributors
 description:
   - Reads, on the primary MX, everything the secondaries' routing is computed from, in one
     module run - the alias file, every C(:include:) file it reaches (nested ones too, found
@@ -60,8 +62,11 @@ attributes:
     description: The module only reads.
   diff_mode:
     support: none
+    description: Nothing is changed, so there is nothing to show.
   platform:
     platforms: posix
+    support: full
+    description: Needs the passwd database (C(pwd)) and a POSIX file system.
 notes:
   - Run it as root on the primary so every home directory can be looked into; a flag that
     cannot be checked (permission denied) is reported as set, so that user is punted to the
