@@ -11,7 +11,7 @@ module: alias_sources
 short_description: Read the primary MX's alias file, its include files and the local users
 version_added: 0.1.0
 author:
-  - smartmx.exim contributors
+  - smartmx.exim maintainers (!UNKNOWN)
 description:
   - Reads, on the primary MX, everything the secondaries' routing is computed from, in one
     module run - the alias file, every C(:include:) file it reaches (nested ones too, found
