@@ -42,6 +42,8 @@ import time
 from pathlib import PurePosixPath
 
 import exim_truth
+from ansible_collections.smartmx.exim.plugins.module_utils import _alias_relocate
+from ansible_collections.smartmx.exim.plugins.module_utils._aliases import parse_aliases
 from exim_truth import HarnessError, _run
 
 PRIMARY_CONTAINER = "smartmx-exim-decide-primary"
@@ -169,42 +171,19 @@ def secondary_config(base: str, strategy: str, domains=exim_truth.LOCAL_DOMAINS)
 # --------------------------------------------------------------------------- the generation
 
 
-_INCLUDE = re.compile(r":include:([ \t]*)(/)")
-
-
-def _sync_relocation():
-    """The alias_sync module's relocation code (plugins/module_utils/_alias_relocate.py), if present."""
-    try:
-        from ansible_collections.smartmx.exim.plugins.module_utils import _alias_relocate
-    except ImportError:
-        return None
-    return _alias_relocate
-
-
-def relocation_helper() -> str:
-    """Which relocation the generation gets: the alias_sync module's, or this module's own."""
-    return "alias_sync (_alias_relocate)" if _sync_relocation() else "exim_decisions.relocate_includes"
-
-
 def relocate_includes(text: str, generation_dir: str, alias_file: bool = False) -> str:
-    """Point every absolute ``:include:`` path of alias or include text into the generation.
+    """Point every ``:include:`` path of alias or include text into the generation.
 
-    ``:include:/com/x`` becomes ``:include:<generation_dir>/include/com/x`` (the data
-    contract's layout). The alias_sync module's relocation is used when it exists (it
-    finds the include items with the model's parser); otherwise every ``:include:``
-    followed by an absolute path is relocated. Relative paths stay (exim refuses them).
+    ``:include:/com/x`` becomes ``:include:<generation_dir>/include/com/x`` (the
+    generation layout of docs/alias_sync.md), with the alias_sync module's own
+    relocation, so exim reads the generation exactly as a secondary does.
     """
-    prefix = f"{generation_dir}/include"
-    rel = _sync_relocation()
-    if rel is None:
-        return _INCLUDE.sub(lambda m: f":include:{m.group(1)}{prefix}/", text)
     if alias_file:
-        from ansible_collections.smartmx.exim.plugins.module_utils._aliases import parse_aliases
-
-        sites = rel.alias_sites(text, parse_aliases(text))
+        sites = _alias_relocate.alias_sites(text, parse_aliases(text))
     else:
-        sites = rel.list_sites(text)
-    return rel.relocate(text, [offset for offset, _path, _line in sites], prefix)
+        sites = _alias_relocate.list_sites(text)
+    offsets = [offset for offset, _path, _line in sites]
+    return _alias_relocate.relocate(text, offsets, f"{generation_dir}/include")
 
 
 def generation_files(
