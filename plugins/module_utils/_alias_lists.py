@@ -4,13 +4,15 @@
 """The list files a secondary MX reads, rendered from a secondary_routes result.
 
 Private to smartmx.exim.  ``secondary_lists(table)`` returns
-``{"rcpt": text, "punt": text}``, two lsearch files with one line per address
-(``local_part@domain``), sorted:
+``{"rcpt": text, "punt": text, "users": text}``, three lsearch files, sorted:
 
 * ``rcpt``: ``accept``, or ``defer <reason>``; an address not listed is
   refused (550) while the lists are fresh;
 * ``punt``: a short reason (``user``, ``procmail``, ``forward``, ``pfr``) for
-  every address handed whole to the primary before the aliases router.
+  every address handed whole to the primary before the aliases router;
+* ``users``: one local user name a line (no value): the secondary hands an
+  address whose local part is a user to the primary when no alias took it
+  (``\\adb`` in an alias named ``adb``).
 
 A key is double-quoted (with ``\\`` before ``"`` and ``\\``) when it holds white
 space, a colon, a double quote or a backslash, or starts with ``#``; lsearch.c
@@ -63,7 +65,7 @@ def _mapping(table, name):
 
 
 def secondary_lists(table):
-    """{"rcpt": text, "punt": text} of a secondary_routes result."""
+    """{"rcpt": text, "punt": text, "users": text} of a secondary_routes result."""
     if not isinstance(table, Mapping):
         raise AliasInputError("input must be the result of secondary_routes (a dict)")
     rcpt = _mapping(table, "rcpt")
@@ -88,7 +90,13 @@ def secondary_lists(table):
         address = str(address)
         local = address[: address.rfind("@")]
         punt_pairs.append((address, one_line(reasons.get(local, "user")) or "user"))
-    return {"rcpt": _render(rcpt_pairs), "punt": _render(punt_pairs)}
+    users = table.get("users")
+    if users is None:
+        users = []
+    if not isinstance(users, Sequence) or isinstance(users, (str, bytes)):
+        raise AliasInputError("the secondary_routes result's 'users' must be a list")
+    user_pairs = [(str(u), "") for u in users]
+    return {"rcpt": _render(rcpt_pairs), "punt": _render(punt_pairs), "users": _render(user_pairs)}
 
 
 __all__ = ["PUNT_REASONS", "lsearch_key", "one_line", "secondary_lists"]

@@ -27,8 +27,8 @@ module asks for the decisions that follow from them:
 The secondary's files live in a generation directory laid out as the data
 contract says (``<base>/current -> generations/<id>``, ``heartbeat``); its
 ``aliases`` has every ``:include:`` path relocated into the generation
-(``relocate_includes``). One more file, ``users`` (the model's ``users``, one
-name a line), feeds the ``local_user`` router.
+(``relocate_includes``). Its ``users`` list (``secondary_lists``) feeds the
+``local_user`` router.
 """
 
 from __future__ import annotations
@@ -187,16 +187,15 @@ def relocate_includes(text: str, generation_dir: str, alias_file: bool = False) 
 
 
 def generation_files(
-    aliases: str, includes: dict[str, str], lists: dict[str, str], users, generation_dir: str
+    aliases: str, includes: dict[str, str], lists: dict[str, str], generation_dir: str
 ) -> dict[str, str]:
     """The files of one generation, by path relative to the generation directory."""
     files = {
         "aliases": relocate_includes(aliases, generation_dir, alias_file=True),
-        "users": "".join(f"{u}\n" for u in sorted(users)),
     }
     for path, text in includes.items():
         files["include/" + path.lstrip("/")] = relocate_includes(text, generation_dir)
-    for name in ("rcpt", "punt"):
+    for name in ("rcpt", "punt", "users"):
         files[name] = lists[name]
     return files
 

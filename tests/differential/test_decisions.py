@@ -206,9 +206,7 @@ def _run_all(corpus: dict) -> dict:
             table = tables[strategy][DOMAINS[0]]
             base = f"{dec.SECONDARY_ROOT}/{name}/{strategy}"
             gen_dir = f"{base}/generations/g1"
-            files = dec.generation_files(
-                corpus["aliases"][name], corpus["includes"], _lists(table), table["users"], gen_dir
-            )
+            files = dec.generation_files(corpus["aliases"][name], corpus["includes"], _lists(table), gen_dir)
             dec.install_generation(container, base, files)
             scfg = f"{base}.conf"
             dec.write_config(container, scfg, dec.secondary_config(base, strategy))
@@ -315,7 +313,7 @@ def test_secondary_acl_staleness(decisions, corpus):
     table = _model(corpus, name, strategy, DOMAINS)
     base = f"{dec.SECONDARY_ROOT}/staleness"
     files = dec.generation_files(
-        corpus["aliases"][name], corpus["includes"], _lists(table), table["users"], f"{base}/generations/g1"
+        corpus["aliases"][name], corpus["includes"], _lists(table), f"{base}/generations/g1"
     )
     dec.install_generation(container, base, files)
     cfg = f"{base}.conf"
@@ -344,7 +342,7 @@ def test_a_pipe_reaching_the_secondary_is_a_mismatch(decisions, corpus):
     table = _model(corpus, name, "patch", DOMAINS)
     base = f"{dec.SECONDARY_ROOT}/control"
     files = dec.generation_files(
-        corpus["aliases"][name], corpus["includes"], _lists(table), table["users"], f"{base}/generations/g1"
+        corpus["aliases"][name], corpus["includes"], _lists(table), f"{base}/generations/g1"
     )
     dec.install_generation(container, base, files)
     cfg = f"{base}.conf"
