@@ -370,11 +370,15 @@ def _remove(path):
 class Lock:
     """flock(2) on <base_dir>/.lock for the whole run."""
 
-    def __init__(self, path, timeout, create=True):
+    def __init__(self, path, timeout, create=True, own=None):
         self.fd = None
         if not create and not os.path.exists(path):
             return
         self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o640)
+        if own is not None and create:
+            # The lock belongs to the owner of the generations, whoever runs: a
+            # first sync run as root must not lock the sync account out.
+            own(path, self.fd)
         deadline = time.monotonic() + max(0.0, timeout)
         while True:
             try:
@@ -823,7 +827,9 @@ def main():
             os.makedirs(os.path.dirname(target.base), exist_ok=True)
             if not os.path.isdir(target.base):
                 target.mkdir(target.base)
-        lock = Lock(os.path.join(target.base, LOCK), p["lock_timeout"], create=not target.check)
+        lock = Lock(
+            os.path.join(target.base, LOCK), p["lock_timeout"], create=not target.check, own=target._own
+        )
         result = Run(module, target).run()
     except gen.Refusal as exc:
         current = os.path.join(p["base_dir"], CURRENT)

@@ -7,6 +7,7 @@ import fcntl
 import hashlib
 import json
 import os
+import pwd
 import shutil
 import signal
 import stat
@@ -129,6 +130,16 @@ def test_group_and_mode(monkeypatch, base):
     path = os.path.join(base, "current", "aliases")
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o440
     assert os.stat(path).st_gid == os.getgid()
+
+
+def test_a_run_as_root_leaves_everything_to_the_owner(monkeypatch, base):
+    # A first sync run by root (site.yml) must not lock the sync account out of
+    # later runs: the lock, like every file, belongs to the owner given.
+    nobody = pwd.getpwnam("nobody")
+    ok(monkeypatch, base, owner="nobody", group=str(nobody.pw_gid))
+    for rel in (".lock", "heartbeat", "current", "generations"):
+        st = os.lstat(os.path.join(base, rel))
+        assert (rel, st.st_uid, st.st_gid) == (rel, nobody.pw_uid, nobody.pw_gid)
 
 
 @pytest.mark.parametrize("mode", ["0642", "0600", "0777", "rw"])
