@@ -233,7 +233,7 @@ _PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
 _PFR_STOP_REASON = "a pipe, file or directory comes before :{}:: punted whole, the primary decides"
 
 
-def _lanes(raw_entries, domains, first, fast=True):
+def _lanes(raw_entries, domains, first, users, fast=True):
     """Validate the entries and route the two shapes most aliases have.
 
     Returns (entries, routes, pfr, rest): ``entries`` maps every key to its
@@ -289,22 +289,74 @@ def _lanes(raw_entries, domains, first, fast=True):
                             continue
                         elif kind in ("address", "local"):
                             entries[key] = item
-                            routes[key] = None
-                            rest.append(key)
+                            routes[key] = _users_route(items, domains, users, raw_entries, first)
+                            if routes[key] is None:
+                                rest.append(key)
                             continue
             elif isinstance(items, list) and items:
                 offsite = _all_offsite(items, domains)
-                if offsite is not None:
+                route = _offsite_route(offsite) if offsite is not None else None
+                if route is None:
+                    route = _users_route(items, domains, users, raw_entries, first)
+                if route is not None:
                     parsed = Parsed()
                     parsed.items = items
                     entries[key] = parsed
-                    routes[key] = _offsite_route(offsite)
+                    routes[key] = route
                     continue
         if isinstance(entry, Mapping):
             entries[key] = _rebuild(key, entry)
             routes[key] = None
             rest.append(key)
     return entries, routes, pfr, rest
+
+
+def _users_route(items, domains, users, aliases, first):
+    """Route of a list of plain off-site addresses and local users that are no
+    alias (one user at least), else None.
+
+    What the general path gives for it: no child is an alias, so nothing else
+    can change the route, no finding concerns it, and its RCPT answer is
+    accept (one child, off-site or a user; or several).
+    """
+    leaves = set()
+    deliver = set()
+    punt = set()
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        kind = item.get("type")
+        value = item.get("value")
+        if not isinstance(value, str):
+            return None
+        if kind == "local":
+            value = value + "@" + first
+        elif kind != "address":
+            return None
+        at = value.rfind("@")
+        if at < 0 or '"' in value or "\\" in value:
+            return None
+        dom, shown = _domain_shown(value, at)
+        if dom in domains:
+            local = value[:at]
+            child = local.lower() if local.isascii() else ascii_lower(local)
+            if not local or "@" in local or child in aliases or child not in users:
+                return None
+            leaves.add(("local", child))
+            punt.add(shown)
+        else:
+            leaves.add(("address", shown))
+            deliver.add(shown)
+    if not punt:
+        return None
+    return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
+
+
+def _domain_shown(value, at):
+    """The lower-case domain of an address (its "@" at ``at``), and the address as routed."""
+    raw = value[at + 1 :]
+    dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+    return dom, (value if dom == raw else value[: at + 1] + dom)
 
 
 def _all_offsite(items, domains):
@@ -341,7 +393,7 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
     domain_set = set(domains)
     first = domains[0]
     # The routes follow the alias file's order, then come the users without an alias.
-    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, fast)
+    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, users, fast)
     rest.sort()
     resolver = Resolver(entries, cache, users, domain_set, "patch", set())
     punt_set = {u for u in users if u not in entries or resolver.level(u, first).outcome == "decline"}
@@ -470,9 +522,7 @@ def _one_step(resolver, key, lvl):
             return None
         # offsite_shown(), written out: the domain is needed below too
         at = value.rfind("@")
-        raw = value[at + 1 :]
-        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
-        shown = value if dom == raw else value[: at + 1] + dom
+        dom, shown = _domain_shown(value, at)
         if dom not in domains:
             leaves.add(("address", shown))
             deliver.add(shown)

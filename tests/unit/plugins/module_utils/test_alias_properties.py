@@ -193,15 +193,45 @@ ONE_STEP = (
 )
 
 
+def _fast_equals_general(text, strategy):
+    """The table of ``text``, once it is proven equal to the general path's."""
+    parsed = parse_aliases(text)
+    slow_input = dict(parsed, entries={k: MappingProxyType(e) for k, e in parsed["entries"].items()})
+    table = secondary_routes(parsed, DOMAINS, includes={}, users=USERS, pfr_strategy=strategy)
+    slow = _secondary_routes(slow_input, DOMAINS, {}, USERS, strategy, "aliases", None, fast=False)
+    assert table == slow
+    return table
+
+
 @pytest.mark.parametrize("strategy", ["patch", "precompute"])
 def test_one_step_routes_equal_the_general_path(strategy):
-    parsed = parse_aliases(ONE_STEP)
-    slow_input = dict(parsed, entries={k: MappingProxyType(e) for k, e in parsed["entries"].items()})
-    routes = secondary_routes(parsed, DOMAINS, includes={}, users=USERS, pfr_strategy=strategy)
-    slow = _secondary_routes(slow_input, DOMAINS, {}, USERS, strategy, "aliases", None, fast=False)
-    assert routes == slow
+    routes = _fast_equals_general(ONE_STEP, strategy)
     team = routes["routes"]["team"]
     assert (team["action"], team["deliver"]) == ("deliver", ["x@r.example", "y@r.example"])
     assert team["punt"] == ["Alice@example.org", "List@example.org", "list@example.net"]
     assert {"type": "pipe", "value": "|/bin/list"} in team["leaves"]
     assert {"type": "unknown", "value": "nobody@example.org"} in team["leaves"]
+
+
+USERS_LANE = (
+    "name: Alice\n"
+    "copy: \\bob, bob@r.example\n"
+    "several: alice, Bob@Example.NET, x@r.example, alice\n"
+    "via: fwd, alice\n"  # a child that is an alias: the general path
+    "lost: alice, nobody\n"  # an unknown child: the general path, and a finding
+    'quoted: \\\\alice, "bob"\n'  # a backslash in the local part: the general path
+    "fwd: y@r.example\n"
+)
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+def test_lists_of_users_equal_the_general_path(strategy):
+    table = _fast_equals_general(USERS_LANE, strategy)
+    routes = table["routes"]
+    assert routes["name"]["leaves"] == [{"type": "local", "value": "alice"}]
+    assert routes["name"]["punt"] == ["Alice@example.org"]
+    assert routes["copy"]["punt"] == ["bob@example.org"]
+    assert routes["copy"]["deliver"] == ["bob@r.example"]
+    assert routes["several"]["punt"] == ["Bob@example.net", "alice@example.org"]
+    assert [f["local_part"] for f in table["findings"] if f["code"] == "dangling-target"] == ["lost"]
+    assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("name", "copy", "several"))

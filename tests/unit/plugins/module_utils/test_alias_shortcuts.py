@@ -32,6 +32,7 @@ CORPUS = (
     "deep: chain, Mixed@example.org\n"  # resolver: inline off-site children, info()
     "mixed: q@r.example, fwd\n"
     "inc: :include:/l/inc\n"
+    "copy: \\alice, bob@example.net, c@r.example\n"  # users lane
 )
 INCLUDES = {"/l/inc": "m@r.example\nteam\n"}
 
@@ -70,6 +71,7 @@ SHORTCUT_NAMES = [
     (_alias_parse, "_SIMPLE"),
     (_aliases, "_all_offsite"),  # the off-site list lane
     (_aliases, "_offsite_route"),  # off-site routes without the resolver
+    (_aliases, "_users_route"),  # lists of users and off-site addresses
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
     (_aliases, "_rcpt_class"),  # RCPT answers shared by every domain
