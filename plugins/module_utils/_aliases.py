@@ -233,16 +233,17 @@ _PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
 _PFR_STOP_REASON = "a pipe, file or directory comes before :{}:: punted whole, the primary decides"
 
 
-def _lanes(raw_entries, domains, first, users, fast=True):
-    """Validate the entries and route the two shapes most aliases have.
+def _lanes(raw_entries, domains, first, users, cache, fast=True):
+    """Validate the entries and route the shapes most aliases have.
 
     Returns (entries, routes, pfr, rest): ``entries`` maps every key to its
     parsed list (for a one-item list: the item itself).  ``routes`` has every
-    key in file order; a list of plain off-site addresses, or of one pipe,
-    file or directory (not /dev/null), is routed here already, as nothing else
-    can change its route; ``pfr`` lists the keys of the second shape.  The
-    others, listed in ``rest``, have the route None until the resolver fills it.
-    With ``fast`` False no entry takes a lane.
+    key in file order; a list of plain off-site addresses, of one pipe, file
+    or directory (not /dev/null), or of off-site addresses and local users
+    that are no alias (also as one :include:), is routed here already, as
+    nothing else can change its route; ``pfr`` lists the keys of the pfr
+    shape.  The others, listed in ``rest``, have the route None until the
+    resolver fills it.  With ``fast`` False no entry takes a lane.
     """
     entries = {}
     routes = {}
@@ -293,15 +294,19 @@ def _lanes(raw_entries, domains, first, users, fast=True):
                             if routes[key] is None:
                                 rest.append(key)
                             continue
+                        elif kind == "include":
+                            route = _include_route(value, cache, domains, users, raw_entries, first)
+                            if route is not None:
+                                entries[key] = _listed(items)
+                                routes[key] = route
+                                continue
             elif isinstance(items, list) and items:
                 offsite = _all_offsite(items, domains)
                 route = _offsite_route(offsite) if offsite is not None else None
                 if route is None:
                     route = _users_route(items, domains, users, raw_entries, first)
                 if route is not None:
-                    parsed = Parsed()
-                    parsed.items = items
-                    entries[key] = parsed
+                    entries[key] = _listed(items)
                     routes[key] = route
                     continue
         if isinstance(entry, Mapping):
@@ -311,9 +316,16 @@ def _lanes(raw_entries, domains, first, users, fast=True):
     return entries, routes, pfr, rest
 
 
+def _listed(items):
+    """The parsed list of items without a stop: what _rebuild() gives for them."""
+    parsed = Parsed()
+    parsed.items = items
+    return parsed
+
+
 def _users_route(items, domains, users, aliases, first):
     """Route of a list of plain off-site addresses and local users that are no
-    alias (one user at least), else None.
+    alias (one item at least), else None.
 
     What the general path gives for it: no child is an alias, so nothing else
     can change the route, no finding concerns it, and its RCPT answer is
@@ -347,9 +359,23 @@ def _users_route(items, domains, users, aliases, first):
         else:
             leaves.add(("address", shown))
             deliver.add(shown)
-    if not punt:
+    if not leaves:
         return None
     return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
+
+
+def _include_route(path, cache, domains, users, aliases, first):
+    """Route of an alias that is one :include: of a file that _users_route() routes, else None.
+
+    Without include_directory, a file we have that parses without a stop is
+    read as its items: no finding concerns it, and its RCPT answer is accept.
+    """
+    if cache.directory:
+        return None
+    sub = cache.get(path)
+    if sub is None or sub.stop is not None:
+        return None
+    return _users_route(sub.items, domains, users, aliases, first)
 
 
 def _domain_shown(value, at):
@@ -393,7 +419,7 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
     domain_set = set(domains)
     first = domains[0]
     # The routes follow the alias file's order, then come the users without an alias.
-    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, users, fast)
+    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, users, cache, fast)
     rest.sort()
     resolver = Resolver(entries, cache, users, domain_set, "patch", set())
     punt_set = {u for u in users if u not in entries or resolver.level(u, first).outcome == "decline"}

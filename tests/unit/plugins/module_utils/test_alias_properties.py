@@ -193,12 +193,15 @@ ONE_STEP = (
 )
 
 
-def _fast_equals_general(text, strategy):
+def _fast_equals_general(text, strategy, includes=None, directory=None):
     """The table of ``text``, once it is proven equal to the general path's."""
+    includes = includes or {}
     parsed = parse_aliases(text)
     slow_input = dict(parsed, entries={k: MappingProxyType(e) for k, e in parsed["entries"].items()})
-    table = secondary_routes(parsed, DOMAINS, includes={}, users=USERS, pfr_strategy=strategy)
-    slow = _secondary_routes(slow_input, DOMAINS, {}, USERS, strategy, "aliases", None, fast=False)
+    table = secondary_routes(
+        parsed, DOMAINS, includes=includes, users=USERS, pfr_strategy=strategy, include_directory=directory
+    )
+    slow = _secondary_routes(slow_input, DOMAINS, includes, USERS, strategy, "aliases", directory, fast=False)
     assert table == slow
     return table
 
@@ -235,3 +238,34 @@ def test_lists_of_users_equal_the_general_path(strategy):
     assert routes["several"]["punt"] == ["Bob@example.net", "alice@example.org"]
     assert [f["local_part"] for f in table["findings"] if f["code"] == "dangling-target"] == ["lost"]
     assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("name", "copy", "several"))
+
+
+INCLUDE_LANE = (
+    "staff: :include:/l/staff\n"
+    "one: :include:/l/one\n"
+    "via: :include:/l/via\n"  # a member that is an alias: the general path
+    "empty: :include:/l/empty\n"  # no member: declines
+    "stop: :include:/l/stop\n"
+    "gone: :include:/l/gone\n"  # missing
+    "fwd: y@r.example\n"
+)
+INCLUDE_FILES = {
+    "/l/staff": "alice\nBob@example.net\nx@r.example\n",
+    "/l/one": "alice\n",
+    "/l/via": "alice\nfwd\n",
+    "/l/empty": "\n",
+    "/l/stop": "alice\n:fail: gone\n",
+}
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+@pytest.mark.parametrize("directory", [None, "/l"])
+def test_include_lists_of_users_equal_the_general_path(strategy, directory):
+    table = _fast_equals_general(INCLUDE_LANE, strategy, INCLUDE_FILES, directory)
+    routes = table["routes"]
+    assert routes["staff"]["punt"] == ["Bob@example.net", "alice@example.org"]
+    assert routes["staff"]["deliver"] == ["x@r.example"]
+    assert routes["one"]["leaves"] == [{"type": "local", "value": "alice"}]
+    assert routes["empty"]["action"] == "fail"
+    assert routes["gone"]["action"] == "defer"
+    assert table["rcpt"]["one@example.net"] == "accept"

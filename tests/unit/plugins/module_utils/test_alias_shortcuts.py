@@ -33,8 +33,9 @@ CORPUS = (
     "mixed: q@r.example, fwd\n"
     "inc: :include:/l/inc\n"
     "copy: \\alice, bob@example.net, c@r.example\n"  # users lane
+    "staff: :include:/l/staff\n"  # users lane, in an include file
 )
-INCLUDES = {"/l/inc": "m@r.example\nteam\n"}
+INCLUDES = {"/l/inc": "m@r.example\nteam\n", "/l/staff": "alice\nm@r.example\n"}
 
 
 class _Counter:
@@ -72,6 +73,7 @@ SHORTCUT_NAMES = [
     (_aliases, "_all_offsite"),  # the off-site list lane
     (_aliases, "_offsite_route"),  # off-site routes without the resolver
     (_aliases, "_users_route"),  # lists of users and off-site addresses
+    (_aliases, "_include_route"),  # the same in one include file
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
     (_aliases, "_rcpt_class"),  # RCPT answers shared by every domain
