@@ -433,6 +433,11 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
         resolver.punt_set = punt_set
     # the aliases of the pfr lane, for routes that reach them in one step
     resolver.pfr_lane = frozenset(pfr_lane) if fast else frozenset()
+    # the aliases the other lanes routed, for the chains of aliases that lead to them
+    resolver.routes = routes
+    if fast:
+        routed = {key for key, route in routes.items() if route is not None}
+        resolver.lane_routed = routed.difference(pfr_lane)
     complex_keys = []
     levels = resolver.levels.setdefault(first, {})
     others = rest + [u for u in users if u not in entries]
@@ -585,6 +590,53 @@ def _one_step(resolver, key, lvl):
     return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
 
 
+_CHAIN = 4  # aliases followed by _chain(), far below MAX_ANCESTORS
+
+
+def _chain(resolver, key, lvl):
+    """Route of an alias whose one child is a local part that leads, through
+    aliases of one local part each, to an alias that a lane routed (off-site
+    addresses and local users that are no alias, in the first domain), else None.
+
+    What resolver.route() gives for it: that alias's leaves, deliveries and
+    punts (no loop can form, no alias on the way punts whole), and the RCPT
+    answer accept.
+    """
+    if lvl.outcome != "ok" or lvl.pfr:
+        return None
+    item = lvl.children[0][2]
+    entries = resolver.entries
+    routed = resolver.lane_routed
+    precompute = resolver.strategy != "patch"
+    for _link in range(_CHAIN):
+        value = item.get("value")
+        if item.get("type") != "local" or '"' in value or "\\" in value:
+            return None
+        child = value.lower() if value.isascii() else ascii_lower(value)
+        if child in routed:
+            break
+        item = entries.get(child)
+        if not isinstance(item, dict) or (precompute and child in resolver.punt_set):
+            return None
+    else:
+        return None
+    if precompute and key in resolver.punt_set:
+        return None
+    resolver.budget -= 2 + _link  # at most what resolver.route() spends on it
+    if resolver.budget < 0:
+        raise TooComplex()
+    resolver.unknown[key] = []  # its child is an alias
+    resolver.answers[key] = "accept"
+    route = resolver.routes[child]
+    return {
+        "action": "deliver",
+        "leaves": [{"type": leaf["type"], "value": leaf["value"]} for leaf in route["leaves"]],
+        "deliver": route["deliver"][:],
+        "punt": route["punt"][:],
+        "reason": _DELIVER_REASON,
+    }
+
+
 _USER_REASON = "local user: mailbox on the primary"
 
 
@@ -613,6 +665,8 @@ def _route_one(resolver, key, domain, entries, fast=True):
             return route
         if fast:
             route = _one_step(resolver, key, lvl)
+            if route is None and len(lvl.children) == 1:
+                route = _chain(resolver, key, lvl)
             if route is not None:
                 return route
     address = top_address(key, domain)

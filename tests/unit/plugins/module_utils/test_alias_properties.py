@@ -269,3 +269,28 @@ def test_include_lists_of_users_equal_the_general_path(strategy, directory):
     assert routes["empty"]["action"] == "fail"
     assert routes["gone"]["action"] == "defer"
     assert table["rcpt"]["one@example.net"] == "accept"
+
+
+CHAINS = (
+    "a: b\nb: c\nc: Alice, x@r.example\n"
+    "loop: loop2\nloop2: loop\n"
+    "self: self\n"
+    "long: l1\nl1: l2\nl2: l3\nl3: l4\nl4: l5\nl5: alice\n"  # longer than _chain() follows
+    "f: fwd\nfwd: y@r.example\n"
+    "other: Alice@example.net\n"  # in the other domain: the general path
+    "via: other\n"
+    "pipe: p\np: |/bin/p\n"
+    "inc: :include:/l/one\nto-inc: inc\n"
+)
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+def test_chains_to_the_lanes_equal_the_general_path(strategy):
+    table = _fast_equals_general(CHAINS, strategy, {"/l/one": "alice\n"})
+    routes = table["routes"]
+    assert routes["a"]["punt"] == ["Alice@example.org"]
+    assert routes["a"]["deliver"] == ["x@r.example"]
+    assert routes["long"]["leaves"] == [{"type": "local", "value": "alice"}]
+    assert routes["via"]["punt"] == ["Alice@example.net"]
+    assert routes["to-inc"]["punt"] == ["alice@example.org"]
+    assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("a", "long", "f", "via", "to-inc"))

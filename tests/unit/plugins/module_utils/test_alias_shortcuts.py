@@ -34,6 +34,7 @@ CORPUS = (
     "inc: :include:/l/inc\n"
     "copy: \\alice, bob@example.net, c@r.example\n"  # users lane
     "staff: :include:/l/staff\n"  # users lane, in an include file
+    "hop: hop2\nhop2: copy\n"  # a chain to the users lane
 )
 INCLUDES = {"/l/inc": "m@r.example\nteam\n", "/l/staff": "alice\nm@r.example\n"}
 
@@ -74,6 +75,7 @@ SHORTCUT_NAMES = [
     (_aliases, "_offsite_route"),  # off-site routes without the resolver
     (_aliases, "_users_route"),  # lists of users and off-site addresses
     (_aliases, "_include_route"),  # the same in one include file
+    (_aliases, "_chain"),  # chains of aliases to those lanes
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
     (_aliases, "_rcpt_class"),  # RCPT answers shared by every domain
