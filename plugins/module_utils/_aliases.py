@@ -331,37 +331,48 @@ def _users_route(items, domains, users, aliases, first):
     can change the route, no finding concerns it, and its RCPT answer is
     accept (one child, off-site or a user; or several).
     """
-    leaves = set()
     deliver = set()
+    local = set()  # the users, as leaves
     punt = set()
     for item in items:
         if not isinstance(item, dict):
             return None
-        kind = item.get("type")
         value = item.get("value")
-        if not isinstance(value, str):
+        if not isinstance(value, str) or '"' in value or "\\" in value:
             return None
-        if kind == "local":
-            value = value + "@" + first
-        elif kind != "address":
-            return None
-        at = value.rfind("@")
-        if at < 0 or '"' in value or "\\" in value:
-            return None
-        dom, shown = _domain_shown(value, at)
-        if dom in domains:
-            local = value[:at]
-            child = local.lower() if local.isascii() else ascii_lower(local)
-            if not local or "@" in local or child in aliases or child not in users:
+        kind = item.get("type")
+        if kind == "local":  # in the first domain, as generated
+            name = value
+            shown = value + "@" + first
+        elif kind == "address":
+            at = value.rfind("@")
+            if at < 0:
                 return None
-            leaves.add(("local", child))
-            punt.add(shown)
+            dom, shown = _domain_shown(value, at)
+            if dom not in domains:
+                deliver.add(shown)
+                continue
+            name = value[:at]
         else:
-            leaves.add(("address", shown))
-            deliver.add(shown)
-    if not leaves:
+            return None
+        child = name.lower() if name.isascii() else ascii_lower(name)
+        if not name or "@" in name or child in aliases or child not in users:
+            return None
+        local.add(child)
+        punt.add(shown)
+    if not deliver and not local:
         return None
-    return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
+    # _route_entry(), written out: the address leaves sort before the local ones
+    addresses = sorted(deliver)
+    leaves = [{"type": "address", "value": a} for a in addresses]
+    leaves += [{"type": "local", "value": u} for u in sorted(local)]
+    return {
+        "action": "deliver",
+        "leaves": leaves,
+        "deliver": addresses,
+        "punt": sorted(punt),
+        "reason": _DELIVER_REASON,
+    }
 
 
 def _include_route(path, cache, domains, users, aliases, first):
