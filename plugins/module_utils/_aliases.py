@@ -290,9 +290,14 @@ def _lanes(raw_entries, domains, first, users, cache, fast=True):
                             continue
                         elif kind in ("address", "local"):
                             entries[key] = item
-                            routes[key] = _users_route(items, domains, users, raw_entries, first)
-                            if routes[key] is None:
-                                rest.append(key)
+                            routes[key] = None
+                            # _users_route(items, ...) of one local part, written out: a user's name alias
+                            if kind == "local" and value and '"' not in value and "\\" not in value:
+                                child = value.lower() if value.isascii() else ascii_lower(value)
+                                if "@" not in value and child in users and child not in raw_entries:
+                                    routes[key] = _user_alias_route(child, value + "@" + first)
+                                    continue
+                            rest.append(key)
                             continue
                         elif kind == "include":
                             route = _include_route(value, cache, domains, users, raw_entries, first)
@@ -375,6 +380,17 @@ def _users_route(items, domains, users, aliases, first):
     }
 
 
+def _user_alias_route(user, shown):
+    """Route of an alias that is one local user (``shown`` as generated), no alias."""
+    return {
+        "action": "deliver",
+        "leaves": [{"type": "local", "value": user}],
+        "deliver": [],
+        "punt": [shown],
+        "reason": _DELIVER_REASON,
+    }
+
+
 def _include_route(path, cache, domains, users, aliases, first):
     """Route of an alias that is one :include: of a file that _users_route() routes, else None.
 
@@ -446,13 +462,11 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
     resolver.pfr_lane = frozenset(pfr_lane) if fast else frozenset()
     # the aliases the other lanes routed, for the chains of aliases that lead to them
     resolver.routes = routes
-    if fast:
-        routed = {key for key, route in routes.items() if route is not None}
-        resolver.lane_routed = routed.difference(pfr_lane)
     complex_keys = []
     levels = resolver.levels.setdefault(first, {})
     others = rest + [u for u in users if u not in entries]
     others.sort()
+    resolver.others = set(others)  # the keys routed below: not by a lane
     for key in others:
         lvl = levels.get(key) if fast else None
         if lvl is not None and lvl.offsite:  # forwards only
@@ -473,7 +487,7 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
     findings = list(parsed.get("findings") or [])
     findings.extend(route_findings(parsed, entries, resolver, users, first, source, complex_keys, rest))
     keys = sorted(routes)
-    rcpt, defer, unsafe = _rcpt_table(resolver, keys, set(others), domains, levels, fast)
+    rcpt, defer, unsafe = _rcpt_table(resolver, keys, resolver.others, domains, levels, fast)
     findings.extend(unsafe_key_findings(unsafe, parsed["entries"], source))
     punt = sorted(punt_set)
     return {
@@ -617,14 +631,16 @@ def _chain(resolver, key, lvl):
         return None
     item = lvl.children[0][2]
     entries = resolver.entries
-    routed = resolver.lane_routed
+    routes = resolver.routes
+    others = resolver.others
+    lane = resolver.pfr_lane
     precompute = resolver.strategy != "patch"
     for _link in range(_CHAIN):
         value = item.get("value")
         if item.get("type") != "local" or '"' in value or "\\" in value:
             return None
         child = value.lower() if value.isascii() else ascii_lower(value)
-        if child in routed:
+        if child in routes and child not in others and child not in lane:  # routed by a lane
             break
         item = entries.get(child)
         if not isinstance(item, dict) or (precompute and child in resolver.punt_set):

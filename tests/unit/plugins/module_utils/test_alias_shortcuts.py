@@ -75,6 +75,7 @@ SHORTCUT_NAMES = [
     (_aliases, "_offsite_route"),  # off-site routes without the resolver
     (_aliases, "_users_route"),  # lists of users and off-site addresses
     (_aliases, "_include_route"),  # the same in one include file
+    (_aliases, "_user_alias_route"),  # the same, one local user
     (_aliases, "_chain"),  # chains of aliases to those lanes
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
