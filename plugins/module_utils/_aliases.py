@@ -332,12 +332,15 @@ def _users_route(items, domains, users, aliases, first):
     """Route of a list of plain off-site addresses and local users that are no
     alias (one item at least), else None.
 
-    What the general path gives for it: no child is an alias, so nothing else
-    can change the route, no finding concerns it, and its RCPT answer is
-    accept (one child, off-site or a user; or several).
+    A local part may also be an alias of the pfr lane (punted whole, as
+    _one_step() routes it).  What the general path gives for it: no other
+    child is an alias, so nothing else can change the route, no finding
+    concerns it, and its RCPT answer is accept (one child, off-site, a user
+    or punted whole; or several).
     """
     deliver = set()
     local = set()  # the users, as leaves
+    pfr = set()  # leaves of the pfr lane's aliases
     punt = set()
     for item in items:
         if not isinstance(item, dict):
@@ -361,10 +364,22 @@ def _users_route(items, domains, users, aliases, first):
         else:
             return None
         child = name.lower() if name.isascii() else ascii_lower(name)
-        if not name or "@" in name or child in aliases or child not in users:
+        if not name or "@" in name:
+            return None
+        if child in aliases:  # an alias of the pfr lane, punted whole (a trolls-style archive)
+            target = _pfr_lane_item(child, aliases[child])
+            if target is None:
+                return None
+            pfr.add((target["type"], target["value"]))
+            punt.add(shown)
+            continue
+        if child not in users:
             return None
         local.add(child)
         punt.add(shown)
+    if pfr:
+        leaves = pfr.union([("address", a) for a in deliver], [("local", u) for u in local])
+        return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
     if not deliver and not local:
         return None
     # _route_entry(), written out: the address leaves sort before the local ones
@@ -378,6 +393,21 @@ def _users_route(items, domains, users, aliases, first):
         "punt": sorted(punt),
         "reason": _DELIVER_REASON,
     }
+
+
+def _pfr_lane_item(key, entry):
+    """The item of an alias that the pfr lane routes (one pipe, file or directory,
+    not /dev/null, with a plain key), else None."""
+    if not isinstance(entry, dict) or "error" in entry:
+        return None
+    items = entry.get("items")
+    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+        return None
+    item = items[0]
+    value = item.get("value")
+    if item.get("type") in PFR and isinstance(value, str) and value != "/dev/null" and _PLAIN_KEY.match(key):
+        return item
+    return None
 
 
 def _user_alias_route(user, shown):

@@ -224,6 +224,10 @@ USERS_LANE = (
     "lost: alice, nobody\n"  # an unknown child: the general path, and a finding
     'quoted: \\\\alice, "bob"\n'  # a backslash in the local part: the general path
     "fwd: y@r.example\n"
+    "trolls: alice, x@r.example, Trolls-archive\n"
+    "trolls-archive: /var/arch\n"
+    "nulls: alice, null\n"  # /dev/null is no alias of the pfr lane
+    "null: /dev/null\n"
 )
 
 
@@ -237,7 +241,9 @@ def test_lists_of_users_equal_the_general_path(strategy):
     assert routes["copy"]["deliver"] == ["bob@r.example"]
     assert routes["several"]["punt"] == ["Bob@example.net", "alice@example.org"]
     assert [f["local_part"] for f in table["findings"] if f["code"] == "dangling-target"] == ["lost"]
-    assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("name", "copy", "several"))
+    assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("name", "copy", "several", "trolls"))
+    assert routes["trolls"]["punt"] == ["Trolls-archive@example.org", "alice@example.org"]
+    assert {"type": "file", "value": "/var/arch"} in routes["trolls"]["leaves"]
 
 
 INCLUDE_LANE = (

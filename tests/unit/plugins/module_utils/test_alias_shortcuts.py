@@ -35,6 +35,7 @@ CORPUS = (
     "copy: \\alice, bob@example.net, c@r.example\n"  # users lane
     "staff: :include:/l/staff\n"  # users lane, in an include file
     "hop: hop2\nhop2: copy\n"  # a chain to the users lane
+    "split: alice, pipe\n"  # users lane, with an alias of the pfr lane
 )
 INCLUDES = {"/l/inc": "m@r.example\nteam\n", "/l/staff": "alice\nm@r.example\n"}
 
@@ -76,6 +77,7 @@ SHORTCUT_NAMES = [
     (_aliases, "_users_route"),  # lists of users and off-site addresses
     (_aliases, "_include_route"),  # the same in one include file
     (_aliases, "_user_alias_route"),  # the same, one local user
+    (_aliases, "_pfr_lane_item"),  # the pfr lane's aliases in the users lane
     (_aliases, "_chain"),  # chains of aliases to those lanes
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
