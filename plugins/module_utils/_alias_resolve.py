@@ -118,6 +118,8 @@ class Resolver:
         self.infos = {}
         self.depth_cut = set()  # parent keys whose children hit the ancestor limit
         self.pfr_lane = frozenset()  # keys whose list is one pipe, file or directory (not /dev/null)
+        self.routes = {}  # key -> route, of the table being made (the lanes' routes are final)
+        self.others = set()  # the keys not routed by a lane
         self.unknown = {}  # key -> [(value, item, origin)]: unknown local children seen by a one-step route
         self.answers = {}  # key -> RCPT answer, from a one-step route
         self.fast = SHORTCUTS.on  # the inline off-site children, offsite levels, lower-case infos

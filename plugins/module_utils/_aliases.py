@@ -233,16 +233,17 @@ _PFR_REASON = "its own expansion has a pipe, file or directory: punted whole"
 _PFR_STOP_REASON = "a pipe, file or directory comes before :{}:: punted whole, the primary decides"
 
 
-def _lanes(raw_entries, domains, first, fast=True):
-    """Validate the entries and route the two shapes most aliases have.
+def _lanes(raw_entries, domains, first, users, cache, fast=True):
+    """Validate the entries and route the shapes most aliases have.
 
     Returns (entries, routes, pfr, rest): ``entries`` maps every key to its
     parsed list (for a one-item list: the item itself).  ``routes`` has every
-    key in file order; a list of plain off-site addresses, or of one pipe,
-    file or directory (not /dev/null), is routed here already, as nothing else
-    can change its route; ``pfr`` lists the keys of the second shape.  The
-    others, listed in ``rest``, have the route None until the resolver fills it.
-    With ``fast`` False no entry takes a lane.
+    key in file order; a list of plain off-site addresses, of one pipe, file
+    or directory (not /dev/null), or of off-site addresses and local users
+    that are no alias (also as one :include:), is routed here already, as
+    nothing else can change its route; ``pfr`` lists the keys of the pfr
+    shape.  The others, listed in ``rest``, have the route None until the
+    resolver fills it.  With ``fast`` False no entry takes a lane.
     """
     entries = {}
     routes = {}
@@ -290,21 +291,155 @@ def _lanes(raw_entries, domains, first, fast=True):
                         elif kind in ("address", "local"):
                             entries[key] = item
                             routes[key] = None
+                            # _users_route(items, ...) of one local part, written out: a user's name alias
+                            if kind == "local" and value and '"' not in value and "\\" not in value:
+                                child = value.lower() if value.isascii() else ascii_lower(value)
+                                if "@" not in value and child in users and child not in raw_entries:
+                                    routes[key] = _user_alias_route(child, value + "@" + first)
+                                    continue
                             rest.append(key)
                             continue
+                        elif kind == "include":
+                            route = _include_route(value, cache, domains, users, raw_entries, first)
+                            if route is not None:
+                                entries[key] = _listed(items)
+                                routes[key] = route
+                                continue
             elif isinstance(items, list) and items:
                 offsite = _all_offsite(items, domains)
-                if offsite is not None:
-                    parsed = Parsed()
-                    parsed.items = items
-                    entries[key] = parsed
-                    routes[key] = _offsite_route(offsite)
+                route = _offsite_route(offsite) if offsite is not None else None
+                if route is None:
+                    route = _users_route(items, domains, users, raw_entries, first)
+                if route is not None:
+                    entries[key] = _listed(items)
+                    routes[key] = route
                     continue
         if isinstance(entry, Mapping):
             entries[key] = _rebuild(key, entry)
             routes[key] = None
             rest.append(key)
     return entries, routes, pfr, rest
+
+
+def _listed(items):
+    """The parsed list of items without a stop: what _rebuild() gives for them."""
+    parsed = Parsed()
+    parsed.items = items
+    return parsed
+
+
+def _users_route(items, domains, users, aliases, first):
+    """Route of a list of plain off-site addresses and local users that are no
+    alias (one item at least), else None.
+
+    A local part may also be an alias of the pfr lane (punted whole, as
+    _one_step() routes it).  What the general path gives for it: no other
+    child is an alias, so nothing else can change the route, no finding
+    concerns it, and its RCPT answer is accept (one child, off-site, a user
+    or punted whole; or several).
+    """
+    deliver = set()
+    local = set()  # the users, as leaves
+    pfr = set()  # leaves of the pfr lane's aliases
+    punt = set()
+    for item in items:
+        if not isinstance(item, dict):
+            return None
+        value = item.get("value")
+        if not isinstance(value, str) or '"' in value or "\\" in value:
+            return None
+        kind = item.get("type")
+        if kind == "local":  # in the first domain, as generated
+            name = value
+            shown = value + "@" + first
+        elif kind == "address":
+            at = value.rfind("@")
+            if at < 0:
+                return None
+            dom, shown = _domain_shown(value, at)
+            if dom not in domains:
+                deliver.add(shown)
+                continue
+            name = value[:at]
+        else:
+            return None
+        child = name.lower() if name.isascii() else ascii_lower(name)
+        if not name or "@" in name:
+            return None
+        if child in aliases:  # an alias of the pfr lane, punted whole (a trolls-style archive)
+            target = _pfr_lane_item(child, aliases[child])
+            if target is None:
+                return None
+            pfr.add((target["type"], target["value"]))
+            punt.add(shown)
+            continue
+        if child not in users:
+            return None
+        local.add(child)
+        punt.add(shown)
+    if pfr:
+        leaves = pfr.union([("address", a) for a in deliver], [("local", u) for u in local])
+        return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
+    if not deliver and not local:
+        return None
+    # _route_entry(), written out: the address leaves sort before the local ones
+    addresses = sorted(deliver)
+    leaves = [{"type": "address", "value": a} for a in addresses]
+    leaves += [{"type": "local", "value": u} for u in sorted(local)]
+    return {
+        "action": "deliver",
+        "leaves": leaves,
+        "deliver": addresses,
+        "punt": sorted(punt),
+        "reason": _DELIVER_REASON,
+    }
+
+
+def _pfr_lane_item(key, entry):
+    """The item of an alias that the pfr lane routes (one pipe, file or directory,
+    not /dev/null, with a plain key), else None."""
+    if not isinstance(entry, dict) or "error" in entry:
+        return None
+    items = entry.get("items")
+    if not isinstance(items, list) or len(items) != 1 or not isinstance(items[0], dict):
+        return None
+    item = items[0]
+    value = item.get("value")
+    if item.get("type") in PFR and isinstance(value, str) and value != "/dev/null" and _PLAIN_KEY.match(key):
+        return item
+    return None
+
+
+def _user_alias_route(user, shown):
+    """Route of an alias that is one local user (``shown`` as generated), no alias."""
+    return {
+        "action": "deliver",
+        "leaves": [{"type": "local", "value": user}],
+        "deliver": [],
+        "punt": [shown],
+        "reason": _DELIVER_REASON,
+    }
+
+
+def _include_route(path, cache, domains, users, aliases, first):
+    """Route of an alias that is one :include: of a file that _users_route() routes, else None.
+
+    Without include_directory, a file we have that parses without a stop is
+    read as its items: no finding concerns it, and its RCPT answer is accept.
+    """
+    if cache.directory:
+        return None
+    sub = cache.get(path)
+    if sub is None or sub.stop is not None:
+        return None
+    return _users_route(sub.items, domains, users, aliases, first)
+
+
+def _domain_shown(value, at):
+    """The lower-case domain of an address (its "@" at ``at``), and the address as routed."""
+    raw = value[at + 1 :]
+    dom = raw.lower() if raw.isascii() else ascii_lower(raw)
+    return dom, (value if dom == raw else value[: at + 1] + dom)
 
 
 def _all_offsite(items, domains):
@@ -341,7 +476,7 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
     domain_set = set(domains)
     first = domains[0]
     # The routes follow the alias file's order, then come the users without an alias.
-    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, fast)
+    entries, routes, pfr_lane, rest = _lanes(parsed["entries"], domain_set, first, users, cache, fast)
     rest.sort()
     resolver = Resolver(entries, cache, users, domain_set, "patch", set())
     punt_set = {u for u in users if u not in entries or resolver.level(u, first).outcome == "decline"}
@@ -355,10 +490,13 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
         resolver.punt_set = punt_set
     # the aliases of the pfr lane, for routes that reach them in one step
     resolver.pfr_lane = frozenset(pfr_lane) if fast else frozenset()
+    # the aliases the other lanes routed, for the chains of aliases that lead to them
+    resolver.routes = routes
     complex_keys = []
     levels = resolver.levels.setdefault(first, {})
     others = rest + [u for u in users if u not in entries]
     others.sort()
+    resolver.others = set(others)  # the keys routed below: not by a lane
     for key in others:
         lvl = levels.get(key) if fast else None
         if lvl is not None and lvl.offsite:  # forwards only
@@ -379,7 +517,7 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
     findings = list(parsed.get("findings") or [])
     findings.extend(route_findings(parsed, entries, resolver, users, first, source, complex_keys, rest))
     keys = sorted(routes)
-    rcpt, defer, unsafe = _rcpt_table(resolver, keys, set(others), domains, levels, fast)
+    rcpt, defer, unsafe = _rcpt_table(resolver, keys, resolver.others, domains, levels, fast)
     findings.extend(unsafe_key_findings(unsafe, parsed["entries"], source))
     punt = sorted(punt_set)
     return {
@@ -470,9 +608,7 @@ def _one_step(resolver, key, lvl):
             return None
         # offsite_shown(), written out: the domain is needed below too
         at = value.rfind("@")
-        raw = value[at + 1 :]
-        dom = raw.lower() if raw.isascii() else ascii_lower(raw)
-        shown = value if dom == raw else value[: at + 1] + dom
+        dom, shown = _domain_shown(value, at)
         if dom not in domains:
             leaves.add(("address", shown))
             deliver.add(shown)
@@ -509,6 +645,55 @@ def _one_step(resolver, key, lvl):
     return _route_entry("deliver", leaves, deliver, punt, _DELIVER_REASON)
 
 
+_CHAIN = 4  # aliases followed by _chain(), far below MAX_ANCESTORS
+
+
+def _chain(resolver, key, lvl):
+    """Route of an alias whose one child is a local part that leads, through
+    aliases of one local part each, to an alias that a lane routed (off-site
+    addresses and local users that are no alias, in the first domain), else None.
+
+    What resolver.route() gives for it: that alias's leaves, deliveries and
+    punts (no loop can form, no alias on the way punts whole), and the RCPT
+    answer accept.
+    """
+    if lvl.outcome != "ok" or lvl.pfr:
+        return None
+    item = lvl.children[0][2]
+    entries = resolver.entries
+    routes = resolver.routes
+    others = resolver.others
+    lane = resolver.pfr_lane
+    precompute = resolver.strategy != "patch"
+    for _link in range(_CHAIN):
+        value = item.get("value")
+        if item.get("type") != "local" or '"' in value or "\\" in value:
+            return None
+        child = value.lower() if value.isascii() else ascii_lower(value)
+        if child in routes and child not in others and child not in lane:  # routed by a lane
+            break
+        item = entries.get(child)
+        if not isinstance(item, dict) or (precompute and child in resolver.punt_set):
+            return None
+    else:
+        return None
+    if precompute and key in resolver.punt_set:
+        return None
+    resolver.budget -= 2 + _link  # at most what resolver.route() spends on it
+    if resolver.budget < 0:
+        raise TooComplex()
+    resolver.unknown[key] = []  # its child is an alias
+    resolver.answers[key] = "accept"
+    route = resolver.routes[child]
+    return {
+        "action": "deliver",
+        "leaves": [{"type": leaf["type"], "value": leaf["value"]} for leaf in route["leaves"]],
+        "deliver": route["deliver"][:],
+        "punt": route["punt"][:],
+        "reason": _DELIVER_REASON,
+    }
+
+
 _USER_REASON = "local user: mailbox on the primary"
 
 
@@ -537,6 +722,8 @@ def _route_one(resolver, key, domain, entries, fast=True):
             return route
         if fast:
             route = _one_step(resolver, key, lvl)
+            if route is None and len(lvl.children) == 1:
+                route = _chain(resolver, key, lvl)
             if route is not None:
                 return route
     address = top_address(key, domain)

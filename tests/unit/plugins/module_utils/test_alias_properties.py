@@ -193,15 +193,110 @@ ONE_STEP = (
 )
 
 
+def _fast_equals_general(text, strategy, includes=None, directory=None):
+    """The table of ``text``, once it is proven equal to the general path's."""
+    includes = includes or {}
+    parsed = parse_aliases(text)
+    slow_input = dict(parsed, entries={k: MappingProxyType(e) for k, e in parsed["entries"].items()})
+    table = secondary_routes(
+        parsed, DOMAINS, includes=includes, users=USERS, pfr_strategy=strategy, include_directory=directory
+    )
+    slow = _secondary_routes(slow_input, DOMAINS, includes, USERS, strategy, "aliases", directory, fast=False)
+    assert table == slow
+    return table
+
+
 @pytest.mark.parametrize("strategy", ["patch", "precompute"])
 def test_one_step_routes_equal_the_general_path(strategy):
-    parsed = parse_aliases(ONE_STEP)
-    slow_input = dict(parsed, entries={k: MappingProxyType(e) for k, e in parsed["entries"].items()})
-    routes = secondary_routes(parsed, DOMAINS, includes={}, users=USERS, pfr_strategy=strategy)
-    slow = _secondary_routes(slow_input, DOMAINS, {}, USERS, strategy, "aliases", None, fast=False)
-    assert routes == slow
+    routes = _fast_equals_general(ONE_STEP, strategy)
     team = routes["routes"]["team"]
     assert (team["action"], team["deliver"]) == ("deliver", ["x@r.example", "y@r.example"])
     assert team["punt"] == ["Alice@example.org", "List@example.org", "list@example.net"]
     assert {"type": "pipe", "value": "|/bin/list"} in team["leaves"]
     assert {"type": "unknown", "value": "nobody@example.org"} in team["leaves"]
+
+
+USERS_LANE = (
+    "name: Alice\n"
+    "copy: \\bob, bob@r.example\n"
+    "several: alice, Bob@Example.NET, x@r.example, alice\n"
+    "via: fwd, alice\n"  # a child that is an alias: the general path
+    "lost: alice, nobody\n"  # an unknown child: the general path, and a finding
+    'quoted: \\\\alice, "bob"\n'  # a backslash in the local part: the general path
+    "fwd: y@r.example\n"
+    "trolls: alice, x@r.example, Trolls-archive\n"
+    "trolls-archive: /var/arch\n"
+    "nulls: alice, null\n"  # /dev/null is no alias of the pfr lane
+    "null: /dev/null\n"
+)
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+def test_lists_of_users_equal_the_general_path(strategy):
+    table = _fast_equals_general(USERS_LANE, strategy)
+    routes = table["routes"]
+    assert routes["name"]["leaves"] == [{"type": "local", "value": "alice"}]
+    assert routes["name"]["punt"] == ["Alice@example.org"]
+    assert routes["copy"]["punt"] == ["bob@example.org"]
+    assert routes["copy"]["deliver"] == ["bob@r.example"]
+    assert routes["several"]["punt"] == ["Bob@example.net", "alice@example.org"]
+    assert [f["local_part"] for f in table["findings"] if f["code"] == "dangling-target"] == ["lost"]
+    assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("name", "copy", "several", "trolls"))
+    assert routes["trolls"]["punt"] == ["Trolls-archive@example.org", "alice@example.org"]
+    assert {"type": "file", "value": "/var/arch"} in routes["trolls"]["leaves"]
+
+
+INCLUDE_LANE = (
+    "staff: :include:/l/staff\n"
+    "one: :include:/l/one\n"
+    "via: :include:/l/via\n"  # a member that is an alias: the general path
+    "empty: :include:/l/empty\n"  # no member: declines
+    "stop: :include:/l/stop\n"
+    "gone: :include:/l/gone\n"  # missing
+    "fwd: y@r.example\n"
+)
+INCLUDE_FILES = {
+    "/l/staff": "alice\nBob@example.net\nx@r.example\n",
+    "/l/one": "alice\n",
+    "/l/via": "alice\nfwd\n",
+    "/l/empty": "\n",
+    "/l/stop": "alice\n:fail: gone\n",
+}
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+@pytest.mark.parametrize("directory", [None, "/l"])
+def test_include_lists_of_users_equal_the_general_path(strategy, directory):
+    table = _fast_equals_general(INCLUDE_LANE, strategy, INCLUDE_FILES, directory)
+    routes = table["routes"]
+    assert routes["staff"]["punt"] == ["Bob@example.net", "alice@example.org"]
+    assert routes["staff"]["deliver"] == ["x@r.example"]
+    assert routes["one"]["leaves"] == [{"type": "local", "value": "alice"}]
+    assert routes["empty"]["action"] == "fail"
+    assert routes["gone"]["action"] == "defer"
+    assert table["rcpt"]["one@example.net"] == "accept"
+
+
+CHAINS = (
+    "a: b\nb: c\nc: Alice, x@r.example\n"
+    "loop: loop2\nloop2: loop\n"
+    "self: self\n"
+    "long: l1\nl1: l2\nl2: l3\nl3: l4\nl4: l5\nl5: alice\n"  # longer than _chain() follows
+    "f: fwd\nfwd: y@r.example\n"
+    "other: Alice@example.net\n"  # in the other domain: the general path
+    "via: other\n"
+    "pipe: p\np: |/bin/p\n"
+    "inc: :include:/l/one\nto-inc: inc\n"
+)
+
+
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+def test_chains_to_the_lanes_equal_the_general_path(strategy):
+    table = _fast_equals_general(CHAINS, strategy, {"/l/one": "alice\n"})
+    routes = table["routes"]
+    assert routes["a"]["punt"] == ["Alice@example.org"]
+    assert routes["a"]["deliver"] == ["x@r.example"]
+    assert routes["long"]["leaves"] == [{"type": "local", "value": "alice"}]
+    assert routes["via"]["punt"] == ["Alice@example.net"]
+    assert routes["to-inc"]["punt"] == ["alice@example.org"]
+    assert all(table["rcpt"][k + "@example.net"] == "accept" for k in ("a", "long", "f", "via", "to-inc"))

@@ -32,8 +32,12 @@ CORPUS = (
     "deep: chain, Mixed@example.org\n"  # resolver: inline off-site children, info()
     "mixed: q@r.example, fwd\n"
     "inc: :include:/l/inc\n"
+    "copy: \\alice, bob@example.net, c@r.example\n"  # users lane
+    "staff: :include:/l/staff\n"  # users lane, in an include file
+    "hop: hop2\nhop2: copy\n"  # a chain to the users lane
+    "split: alice, pipe\n"  # users lane, with an alias of the pfr lane
 )
-INCLUDES = {"/l/inc": "m@r.example\nteam\n"}
+INCLUDES = {"/l/inc": "m@r.example\nteam\n", "/l/staff": "alice\nm@r.example\n"}
 
 
 class _Counter:
@@ -70,6 +74,11 @@ SHORTCUT_NAMES = [
     (_alias_parse, "_SIMPLE"),
     (_aliases, "_all_offsite"),  # the off-site list lane
     (_aliases, "_offsite_route"),  # off-site routes without the resolver
+    (_aliases, "_users_route"),  # lists of users and off-site addresses
+    (_aliases, "_include_route"),  # the same in one include file
+    (_aliases, "_user_alias_route"),  # the same, one local user
+    (_aliases, "_pfr_lane_item"),  # the pfr lane's aliases in the users lane
+    (_aliases, "_chain"),  # chains of aliases to those lanes
     (_aliases, "_pfr_only"),
     (_aliases, "_one_step"),
     (_aliases, "_rcpt_class"),  # RCPT answers shared by every domain
