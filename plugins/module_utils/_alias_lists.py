@@ -4,7 +4,8 @@
 """The list files a secondary MX reads, rendered from a secondary_routes result.
 
 Private to smartmx.exim.  ``secondary_lists(table)`` returns
-``{"rcpt": text, "punt": text, "users": text}``, three lsearch files, sorted:
+``{"rcpt": text, "punt": text, "users": text, "strategy": text}``: three
+lsearch files, sorted, and the strategy the lists were computed for:
 
 * ``rcpt``: ``accept``, or ``defer <reason>``; an address not listed is
   refused (550) while the lists are fresh;
@@ -12,7 +13,9 @@ Private to smartmx.exim.  ``secondary_lists(table)`` returns
   every address handed whole to the primary before the aliases router;
 * ``users``: one local user name a line (no value): the secondary hands an
   address whose local part is a user to the primary when no alias took it
-  (``\\adb`` in an alias named ``adb``).
+  (``\\adb`` in an alias named ``adb``);
+* ``strategy``: ``patch`` or ``precompute`` and a newline; the secondary
+  defers every recipient (451) while it differs from its own strategy.
 
 A key is double-quoted (with ``\\`` before ``"`` and ``\\``) when it holds white
 space, a colon, a double quote or a backslash, or starts with ``#``; lsearch.c
@@ -65,7 +68,7 @@ def _mapping(table, name):
 
 
 def secondary_lists(table):
-    """{"rcpt": text, "punt": text, "users": text} of a secondary_routes result."""
+    """{"rcpt", "punt", "users", "strategy"} texts of a secondary_routes result."""
     if not isinstance(table, Mapping):
         raise AliasInputError("input must be the result of secondary_routes (a dict)")
     rcpt = _mapping(table, "rcpt")
@@ -96,7 +99,15 @@ def secondary_lists(table):
     if not isinstance(users, Sequence) or isinstance(users, (str, bytes)):
         raise AliasInputError("the secondary_routes result's 'users' must be a list")
     user_pairs = [(str(u), "") for u in users]
-    return {"rcpt": _render(rcpt_pairs), "punt": _render(punt_pairs), "users": _render(user_pairs)}
+    strategy = table.get("pfr_strategy") or "patch"
+    if strategy not in ("patch", "precompute"):
+        raise AliasInputError(f"pfr_strategy {strategy!r} is not patch or precompute")
+    return {
+        "rcpt": _render(rcpt_pairs),
+        "punt": _render(punt_pairs),
+        "users": _render(user_pairs),
+        "strategy": strategy + "\n",
+    }
 
 
 __all__ = ["PUNT_REASONS", "lsearch_key", "one_line", "secondary_lists"]

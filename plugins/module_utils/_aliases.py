@@ -529,6 +529,7 @@ def _routes(parsed, domains, includes, users, pfr_strategy, source, include_dire
         "rcpt": rcpt,
         "defer": defer,
         "users": sorted(users),
+        "pfr_strategy": pfr_strategy,
         "findings": findings,
     }
 

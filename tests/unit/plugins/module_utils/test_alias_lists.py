@@ -23,7 +23,8 @@ def _read(text):
 def test_lists_of_a_small_site():
     text = "k: x@r.example\ngone: :fail: gone\nmoving: :defer: moved,\n  see www\nlist: |/bin/list\n"
     lists = secondary_lists(table(text, strategy="precompute"))
-    assert set(lists) == {"rcpt", "punt", "users"}
+    assert set(lists) == {"rcpt", "punt", "users", "strategy"}
+    assert lists["strategy"] == "precompute\n"
     assert _read(lists["users"]) == {"adb": "", "alice": "", "bob": "", "carol": ""}
     rcpt = _read(lists["rcpt"])
     for domain in DOMAINS:
