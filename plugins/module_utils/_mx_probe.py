@@ -48,6 +48,13 @@ CHUNK = 1 << 20
 # --------------------------------------------------------------------------- generation
 
 
+def _os_error(path, exc):
+    """A one-line reason for a path that could not be read."""
+    if isinstance(exc, FileNotFoundError):
+        return f"{path} does not exist"
+    return f"{path}: {exc.strerror or exc}"
+
+
 def _sha256_file(path):
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -126,11 +133,8 @@ def generation_state(base):
         return out
     try:
         target = os.readlink(os.path.join(base, CURRENT))
-    except FileNotFoundError:
-        out["error"] = f"{base}/{CURRENT} does not exist"
-        return out
     except OSError as exc:
-        out["error"] = f"{base}/{CURRENT}: {exc.strerror or exc}"
+        out["error"] = _os_error(f"{base}/{CURRENT}", exc)
         return out
     gen_id = os.path.basename(target.rstrip("/"))
     out["current_target"] = target
@@ -146,7 +150,7 @@ def generation_state(base):
         if not isinstance(manifest, dict) or not isinstance(manifest.get("files"), dict):
             raise ValueError("no files mapping")
     except OSError as exc:
-        out["error"] = f"{gen_id}/{gen.MANIFEST}: {exc.strerror or exc}"
+        out["error"] = _os_error(f"{gen_id}/{gen.MANIFEST}", exc)
         return out
     except ValueError as exc:
         out["error"] = f"{gen_id}/{gen.MANIFEST} is not a manifest: {exc}"
@@ -192,11 +196,8 @@ def heartbeat_state(path):
         with open(path, "rb") as f:
             st = os.fstat(f.fileno())
             data = f.read(1 << 16)
-    except FileNotFoundError:
-        out["error"] = f"{path} does not exist"
-        return out
     except OSError as exc:
-        out["error"] = f"{path}: {exc.strerror or exc}"
+        out["error"] = _os_error(path, exc)
         return out
     out["exists"] = True
     out["mtime"] = st.st_mtime
@@ -389,8 +390,9 @@ def daemons(proc=PROC, hz=None):
     return [p for pid, p in sorted(procs.items()) if p["ppid"] not in procs]
 
 
-def config_state(config_path, proc=PROC, hz=None):
+def config_state(config_path, proc=None, hz=None):
     """sha256 and mtime of the exim configuration, the daemons, and whether one runs an older config."""
+    proc = proc or PROC
     out = {
         "path": config_path,
         "exists": False,
@@ -407,10 +409,8 @@ def config_state(config_path, proc=PROC, hz=None):
         out["mtime"] = os.stat(config_path).st_mtime
         out["sha256"] = _sha256_file(config_path)
         out["exists"] = True
-    except FileNotFoundError:
-        out["error"] = f"{config_path} does not exist"
     except OSError as exc:
-        out["error"] = f"{config_path}: {exc.strerror or exc}"
+        out["error"] = _os_error(config_path, exc)
     try:
         found = daemons(proc, hz)
     except (OSError, ValueError, IndexError) as exc:
