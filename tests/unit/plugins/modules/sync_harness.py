@@ -20,8 +20,8 @@ class Exit(Exception):
         self.failed = failed
 
 
-def run_module(monkeypatch, args, check=False, diff=False):
-    """Run the module with args; return (result, failed)."""
+def run_module(monkeypatch, args, check=False, diff=False, module=alias_sync):
+    """Run the module (alias_sync unless another is given) with args; return (result, failed)."""
 
     def exit_json(self, **kwargs):
         raise Exit(kwargs, False)
@@ -30,13 +30,13 @@ def run_module(monkeypatch, args, check=False, diff=False):
         kwargs["msg"] = msg
         raise Exit(kwargs, True)
 
-    monkeypatch.setattr(alias_sync.AnsibleModule, "exit_json", exit_json)
-    monkeypatch.setattr(alias_sync.AnsibleModule, "fail_json", fail_json)
+    monkeypatch.setattr(module.AnsibleModule, "exit_json", exit_json)
+    monkeypatch.setattr(module.AnsibleModule, "fail_json", fail_json)
     full = dict(args)
     full["_ansible_check_mode"] = check
     full["_ansible_diff"] = diff
     with patch_module_args(full), pytest.raises(Exit) as got:
-        alias_sync.main()
+        module.main()
     return got.value.result, got.value.failed
 
 
