@@ -89,6 +89,7 @@ attributes:
     support: full
     description: The module only reads; it runs the same in check mode.
   diff_mode:
+    description: Changes nothing, so it has nothing to show.
     support: none
   platform:
     platforms: posix
@@ -138,9 +139,9 @@ generation:
   contains:
     base_dir: {description: O(base_dir) without a final slash., type: str}
     exists: {description: Whether O(base_dir) is a directory., type: bool}
-    current: {description: Id of the generation C(current) points at, or null., type: str}
+    current: {description: "Id of the generation C(current) points at, or null.", type: str}
     current_target: {description: The link's target as stored., type: str}
-    generations: {description: Ids of the generations present, sorted., type: list, elements: str}
+    generations: {description: "Ids of the generations present, sorted.", type: list, elements: str}
     manifest:
       description: >-
         The C(MANIFEST.json) of the current generation without its C(relocations) and C(errors)
@@ -190,7 +191,7 @@ exim:
     local_build: {description: Every installed exim package carries O(local_suffix)., type: bool}
     held: {description: Installed exim packages on hold., type: list, elements: str}
     apt_newest: {description: Newest C(exim4-base) an archive offers without O(local_suffix)., type: str}
-    apt_offered: {description: Every such version, oldest first., type: list, elements: str}
+    apt_offered: {description: "Every such version, oldest first.", type: list, elements: str}
     apt_candidate: {description: What apt would install., type: str}
     errors: {description: Commands that could not run., type: list, elements: str}
   sample:

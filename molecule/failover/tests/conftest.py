@@ -7,4 +7,6 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
 
-from tests.conftest import pytest_sessionfinish  # noqa: F401
+from tests import conftest as _collection_rules
+
+pytest_sessionfinish = _collection_rules.pytest_sessionfinish

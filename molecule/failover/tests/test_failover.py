@@ -49,16 +49,19 @@ def _landed_once(tag, rcpts, forwards_only=False):
 def _primary_down_then_back(tag, down, up, extra=()):
     """Send tag's set while the primary is down; assert forwards and the queue; bring it back."""
     down()
-    rcpts = [*SET, *extra]
-    lm.send(tag, rcpts + lm.UNKNOWN)
-    forwards = lm.expected(tag, rcpts, forwards_only=True)
-    lm.wait_until(
-        f"{tag}: forwards off-site through mx2", lambda: lm.subset(forwards, lm.landed_offsite()), ARRIVAL
-    )
-    got = lm.copies_of(tag, lm.landed_offsite())
-    assert got == lm.normal(forwards), "while the primary is down only the forwards may land"
-    _held_on_mx2(["staff", "trolls", "bug-hurd", "info-gnu", "zarkon", "adb", "pk"])
-    up()
+    try:
+        rcpts = [*SET, *extra]
+        lm.send(tag, rcpts + lm.UNKNOWN)
+        forwards = lm.expected(tag, rcpts, forwards_only=True)
+        lm.wait_until(
+            f"{tag}: forwards off-site through mx2", lambda: lm.subset(forwards, lm.landed_offsite()), ARRIVAL
+        )
+        _held_on_mx2(["staff", "trolls", "bug-hurd", "info-gnu", "zarkon", "adb", "pk"])
+        assert lm.copies_of(tag, lm.landed_offsite()) == lm.normal(forwards), (
+            "while the primary is down only the forwards may land"
+        )
+    finally:
+        up()
     lm.wait_until("mx2's queue empty after the primary came back", lambda: not lm.queue(lm.MX2), DRAIN)
     want, got = _landed_once(tag, rcpts)
     assert got == lm.normal(want)

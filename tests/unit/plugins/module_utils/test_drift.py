@@ -365,9 +365,9 @@ ORDERED = [
 
 
 def test_debian_order():
-    for a, b in itertools.pairwise(ORDERED):
-        assert dv.compare(a, b) == -1, (a, b)
-        assert dv.compare(b, a) == 1, (a, b)
+    for lower, higher in itertools.pairwise(ORDERED):
+        assert dv.compare(lower, higher) == -1, (lower, higher)
+        assert dv.compare(higher, lower) == 1, (lower, higher)
     assert sorted(reversed(ORDERED), key=dv.sort_key) == ORDERED
 
 

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # SPDX-License-Identifier: GPL-3.0-or-later
 # Copyright (c) smartmx.exim contributors
 """Ask the secondary MXes to send what they hold for this primary, now (SMTP ETRN).
