@@ -39,7 +39,7 @@ image: collection
 
 lab: collection
 	lab/images/build.sh bookworm
-	ansible-playbook -i $(LAB_INVENTORY) lab/up.yml lab/prepare.yml site.yml lab/verify.yml
+	ansible-playbook -i $(LAB_INVENTORY) lab/up.yml lab/prepare.yml site.yml lab/verify.yml lab/verify_mail.yml
 	@lab/status.sh $(LAB_NAME)
 
 lab-down: collection
