@@ -159,8 +159,11 @@ class ActionModule(ActionBase):
         """The unchanged run without the module: None when the secondary is not as remembered.
 
         Under the lock, the shell checks that ``current`` is the remembered generation,
-        that its MANIFEST.json has the remembered sha256 and that no run left
-        ``.incoming-*`` behind; then it rewrites the heartbeat as the module would.
+        that its MANIFEST.json has the remembered sha256, that the generation holds as
+        many files as the manifest lists and none written after MANIFEST.json (a file
+        edited, removed or added on disk sends the run to the module, which repairs
+        the generation), and that no run left ``.incoming-*`` behind; then it rewrites
+        the heartbeat as the module would.
         """
         gen_id = hint.get("generation") or ""
         sha = hint.get("manifest_sha256") or ""
@@ -170,6 +173,9 @@ class ActionModule(ActionBase):
             return None
         if not isinstance(mode, str) or not _MODE.match(mode) or not isinstance(manifest, dict):
             return None
+        if not isinstance(manifest.get("files"), dict):
+            return None
+        count = len(manifest["files"]) + 1  # and MANIFEST.json
         now = int(time.time())
         body = {"generation": gen_id, "time": now, "changed": False, "source": manifest.get("source")}
         owner = args.get("owner") or ""
@@ -185,6 +191,8 @@ class ActionModule(ActionBase):
             f"exec 9>>.lock && flock -w {timeout:g} 9 || exit 4; "
             f'[ "$(readlink current)" = {link} ] || exit 3; '
             f's=$(sha256sum {link}/MANIFEST.json) && [ "${{s%% *}}" = {sha} ] || exit 3; '
+            f'[ "$(find {link}/ ! -type d | wc -l)" = {count} ] || exit 3; '
+            f'[ -z "$(find {link}/ -type f -newer {link}/MANIFEST.json -print -quit)" ] || exit 3; '
             "t=$(mktemp .incoming-XXXXXXXXXX) || exit 3; "
             f"printf '%s\\n' {shlex.quote(json.dumps(body, sort_keys=True))} > \"$t\" && "
             f'chmod {mode} "$t" && {chown}(sync "$t" 2>/dev/null; true) && mv -f "$t" heartbeat '

@@ -350,6 +350,11 @@ def boot_time(proc=PROC):
     raise ValueError("no btime in /proc/stat")
 
 
+# A process's start time is the boot time (whole seconds in /proc/stat) plus its start in
+# clock ticks: up to a second early. A daemon restarted right after an edit is not older.
+START_SLACK = 1.0
+
+
 def process_start(stat_text, btime, hz):
     """Start time (epoch seconds) of a process from its ``/proc/<pid>/stat`` text."""
     fields = stat_text[stat_text.rindex(")") + 2 :].split()
@@ -422,7 +427,7 @@ def config_state(config_path, proc=None, hz=None):
         out["daemon_pid"] = found[0]["pid"]
         out["daemon_start"] = found[0]["start"]
         if out["mtime"] is not None:
-            out["daemon_older_than_config"] = any(d["start"] < out["mtime"] for d in found)
+            out["daemon_older_than_config"] = any(d["start"] + START_SLACK < out["mtime"] for d in found)
     return out
 
 

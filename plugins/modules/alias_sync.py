@@ -24,6 +24,10 @@ description:
   - When the pushed data equals the current generation's (same sha256 of every file), nothing is
     rewritten and the result is C(changed=false); only the C(heartbeat) file is refreshed. That is
     bookkeeping, not a change, so the secondary can tell that pushes still arrive.
+  - Every run first reads the current generation's files back and compares them with its manifest.
+    A file changed, missing or added on disk after the push makes the run write a new generation
+    (C(changed=true), the files in RV(repaired)), even when the pushed data is the same; a damaged
+    file is sent again, never hard-linked into the new generation.
   - A generation that cannot be right is refused and the current one keeps serving. The reasons are
     C(nul-byte), C(undecodable), C(shrink), C(include-outside), C(include-too-long),
     C(validate-failed) and C(bad-input); the result names the file and line where there is one.
@@ -210,6 +214,14 @@ changed_files:
   type: list
   elements: str
   sample: [aliases, rcpt]
+repaired:
+  description: >-
+    Relative paths of the current generation that no longer matched its manifest on disk
+    (changed, missing, or not in the manifest at all) and that the run wrote anew.
+  returned: success
+  type: list
+  elements: str
+  sample: [aliases]
 counts:
   description: >-
     C(aliases) (entries of the alias file), C(includes) (include files), C(errors) (entry-level
@@ -318,6 +330,7 @@ from ansible_collections.smartmx.exim.plugins.module_utils._alias_relocate impor
     relocate,
     unrelocate,
 )
+from ansible_collections.smartmx.exim.plugins.module_utils._mx_probe import generation_state  # noqa: E402
 
 INCOMING = ".incoming-"
 GENERATIONS = "generations"
@@ -570,6 +583,7 @@ class Run:
         self.p = module.params
         self.t = target
         self.transfer = module.params["transfer"] or {}
+        self.damaged = set()  # files of the current generation that no longer match its manifest
 
     def received(self, cur_id, cur):
         """Manifest files, and the texts and bytes this call carries (sent whole or as changed lines)."""
@@ -619,19 +633,33 @@ class Run:
         t = self.t
         cur_id, cur = t.current()
         cleaned = [] if t.check else t.cleanup(cur_id)
+        repaired = self.check_current(cur_id, cur)
         files, texts, blobs = self.received(cur_id, cur)
         cur_files = cur["files"] if cur else None
-        result = {"previous": cur_id, "cleaned": cleaned, "pruned": []}
-        if gen.same_files(files, cur_files):
+        result = {"previous": cur_id, "cleaned": cleaned, "pruned": [], "repaired": repaired}
+        if not repaired and gen.same_files(files, cur_files):
             return self.unchanged(cur_id, cur, result)
         old = cur_files or {}
         missing = sorted(
-            r for r in files if r not in texts and (old.get(r) or {}).get("sha256") != files[r]["sha256"]
+            r
+            for r in files
+            if r not in texts
+            and ((old.get(r) or {}).get("sha256") != files[r]["sha256"] or r in self.damaged)
         )
         if self.transfer.get("probe") or missing:
             result.update(changed=True, need=missing)
             return result
         return self.apply(cur_id, cur, files, texts, blobs, result)
+
+    def check_current(self, cur_id, cur):
+        """Files of the current generation changed, missing or added on disk since the push (sorted)."""
+        if not cur:
+            return []
+        state = generation_state(self.t.base)
+        if state["current"] != cur_id or state["manifest_sha256"] != self.t.manifest_sha256:
+            return []  # current moved under this run's feet: the lock makes that impossible
+        self.damaged = set(state["mismatched"]) | set(state["missing"])
+        return sorted(self.damaged | set(state["extra"]))
 
     def unchanged(self, cur_id, cur, result):
         result.update(
@@ -759,7 +787,7 @@ class Run:
                         dirs.append(walk)
             offsets = relocations.get(rel)
             unchanged = (cur_files.get(rel) or {}).get("sha256") == files[rel]["sha256"]
-            if unchanged and not offsets and not cur_reloc.get(rel):
+            if unchanged and rel not in self.damaged and not offsets and not cur_reloc.get(rel):
                 source = os.path.join(t.generations, cur_id, rel)
                 try:
                     if t.same_attributes(os.stat(source)):

@@ -25,7 +25,8 @@ description:
     access, the cache is read as it is).
   - C(config) - the sha256 and modification time of the exim configuration O(config_path), the exim
     daemons (C(-bd) processes whose parent is not one) with their start time read from C(/proc),
-    and whether a daemon started before the configuration last changed (it runs an older one).
+    and whether a daemon started more than a second before the configuration last changed (it runs
+    an older one; the kernel gives the boot time, which start times count from, to the second).
   - C(units) - C(systemctl show) properties of the systemd units O(units).
   - C(routing) - what exim decides for each of O(addresses) (C(exim4 -bt), O(batch_size) addresses
     per run) - delivered to other hosts, routed to the primary (O(primary_transport)), both, refused

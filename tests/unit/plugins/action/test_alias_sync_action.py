@@ -175,6 +175,41 @@ def test_heartbeat_only_gives_way_to_the_module(site):
     assert third["failed"] and "another alias_sync run holds" in third["msg"]
 
 
+@pytest.mark.parametrize(
+    "damage, repaired",
+    [
+        ("edit", ["rcpt"]),
+        ("remove", [f"include{INC}/staff"]),
+        ("add", ["stray"]),
+    ],
+)
+def test_a_push_of_the_same_data_repairs_a_generation_damaged_on_disk(site, damage, repaired):
+    first = push(site, data())
+    assert push(site, data())["heartbeat_only"] is True
+    gen = Path(site["base"], "generations", first["generation"])
+    if damage == "edit":  # a list: hard-linked into the next generation when intact
+        (gen / "rcpt").chmod(0o644)
+        with open(gen / "rcpt", "a", encoding="utf-8") as f:
+            f.write("oops@gnu.test accept\n")
+    elif damage == "remove":
+        (gen / "include" / INC.lstrip("/") / "staff").unlink()
+    else:
+        (gen / "stray").write_text("x\n", encoding="utf-8")
+    fixed = push(site, data())
+    assert fixed["changed"] is True and "heartbeat_only" not in fixed, fixed
+    assert fixed["repaired"] == repaired and fixed["changed_files"] == []
+    assert fixed["generation"] != first["generation"]
+    new = Path(site["base"], "current")
+    assert (new / "rcpt").read_text(encoding="utf-8") == "a@gnu.test accept\n"
+    assert (new / "include" / INC.lstrip("/") / "staff").read_text(encoding="utf-8") == "b@example.org\n"
+    assert not (new / "stray").exists()
+    if damage == "edit":  # the damaged file was written anew, not hard-linked
+        assert os.stat(new / "rcpt").st_ino != os.stat(gen / "rcpt").st_ino
+    again = push(site, data())
+    assert again["changed"] is False and again["heartbeat_only"] is True
+    assert again["generation"] == fixed["generation"]
+
+
 def test_refusal_check_mode_and_diff_through_the_action(site):
     push(site, data())
     refused = push(site, dict(data(), alias_text="a: b\0\n"))

@@ -452,3 +452,17 @@ def test_systemctl_show_lab():
 )
 def test_systemd_time(value, epoch):
     assert probe.systemd_time(value) == epoch
+
+
+@pytest.mark.parametrize(
+    ("started_after_boot", "older"),
+    [(3620.5, True), (3621.9, True), (3622.0, False), (3622.9, False), (3624, False)],
+)
+def test_a_daemon_restarted_within_the_second_of_the_edit_is_not_older(tmp_path, started_after_boot, older):
+    # The edit at boot + 3623 s; the daemon's start is known to a second (boot time in whole seconds).
+    conf = tmp_path / "exim4.conf"
+    conf.write_text("x\n")
+    os.utime(conf, (1796169586 + 3623, 1796169586 + 3623))
+    proc = fake_proc(tmp_path / "proc", [(10, 1, ["/usr/sbin/exim4", "-bd"], int(started_after_boot * 100))])
+    got = probe.config_state(str(conf), proc=str(proc), hz=100)
+    assert got["daemon_older_than_config"] is older
