@@ -1,9 +1,14 @@
 # SPDX-License-Identifier: GPL-3.0-or-later
 """The filter plugins are thin adapters: same results, AnsibleFilterError for non-alias input."""
 
+import sys
+from pathlib import Path
+
 import pytest
 from ansible.errors import AnsibleFilterError
+from ansible_collections.smartmx.exim.plugins.filter.drift_report import FilterModule as DriftModule
 from ansible_collections.smartmx.exim.plugins.filter.parse_aliases import FilterModule as ParseModule
+from ansible_collections.smartmx.exim.plugins.filter.secondary_data import FilterModule as DataModule
 from ansible_collections.smartmx.exim.plugins.filter.secondary_lists import FilterModule as ListsModule
 from ansible_collections.smartmx.exim.plugins.filter.secondary_routes import FilterModule as RoutesModule
 from ansible_collections.smartmx.exim.plugins.module_utils._alias_lists import secondary_lists
@@ -12,6 +17,8 @@ from ansible_collections.smartmx.exim.plugins.module_utils._aliases import parse
 PARSE = ParseModule().filters()["parse_aliases"]
 ROUTES = RoutesModule().filters()["secondary_routes"]
 LISTS = ListsModule().filters()["secondary_lists"]
+DATA = DataModule().filters()["secondary_data"]
+PLAN = DriftModule().filters()["drift_routing_plan"]
 TEXT = "trolls: adb, nemo@sea.example, trolls-archive\ntrolls-archive: /com/archive/trolls\nbad: <x\n"
 
 
@@ -52,3 +59,54 @@ def test_lists_filter_equals_the_model_and_refuses_what_is_no_routing_table():
     assert "bad@example.org: defer error in redirect data" in LISTS(routes)["rcpt"]
     with pytest.raises(AnsibleFilterError, match=r"smartmx\.exim\.secondary_lists.*'rcpt'"):
         LISTS({"routes": {}})
+
+
+# secondary_data: one call for parse_aliases | secondary_routes | secondary_lists (| drift_routing_plan)
+
+CORPUS = Path(__file__).resolve().parents[3] / "corpus"
+# The corpus reader of the differential tests (pure Python; nothing of it starts a container).
+sys.path.insert(0, str(CORPUS.parent / "differential"))
+from exim_truth import load_corpus  # noqa: E402
+
+SITE = load_corpus(CORPUS)
+
+
+@pytest.mark.parametrize("name", sorted(SITE["aliases"]))
+@pytest.mark.parametrize("strategy", ["patch", "precompute"])
+def test_secondary_data_equals_the_filters_in_a_row(name, strategy):
+    text = SITE["aliases"][name]
+    kwargs = {
+        "includes": SITE["includes"],
+        "users": SITE["users"],
+        "pfr_strategy": strategy,
+        "source": "/com/mailer/aliases",
+    }
+    domains = ["gnu.test", "fsf.test"]
+    table = ROUTES(PARSE(text, source="/com/mailer/aliases"), domains, **kwargs)
+    got = DATA(text, domains, plan={"size": 50, "seed": 3}, **kwargs)
+    assert got["files"] == LISTS(table)
+    assert got["findings"] == table["findings"]
+    assert got["pfr_strategy"] == strategy
+    assert got["plan"] == PLAN(table, "gnu.test", size=50, seed=3)
+    assert "routes" not in got
+    assert "plan" not in DATA(text, domains, **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"plan": {"size": 10, "sede": 1}}, "plan must be a dict of size, seed, priority_cap"),
+        ({"plan": [10]}, "plan must be a dict"),
+        ({"pfr_strategy": "magic"}, "smartmx.exim.secondary_data"),
+    ],
+)
+def test_secondary_data_refuses_bad_arguments(kwargs, needle):
+    with pytest.raises(AnsibleFilterError) as info:
+        DATA(TEXT, ["example.org"], **kwargs)
+    assert needle in str(info.value)
+
+
+def test_secondary_data_refuses_what_is_no_alias_data():
+    with pytest.raises(AnsibleFilterError) as info:
+        DATA("k: a@b.example\n\0", ["example.org"])
+    assert "smartmx.exim.secondary_data" in str(info.value) and "line 2" in str(info.value)
