@@ -18,7 +18,7 @@ SUITES ?= bookworm trixie
 # What `make test` runs, in this order.
 TEST_STEPS := lint sanity unit lab-check molecule
 
-.PHONY: help collection image lab lab-down lab-check lint sanity unit molecule test clean
+.PHONY: help collection image debs lab lab-down lab-check lint sanity unit molecule test clean
 
 help:
 	@echo "make lab       build images if needed, start the lab, run site.yml on it"
@@ -58,7 +58,7 @@ lint: collection
 	ansible-lint
 	ruff check .
 	ruff format --check .
-	shellcheck -x $$(git ls-files '*.sh') .ci/run .ci/sanity
+	shellcheck -x $$(git ls-files '*.sh') .ci/run .ci/sanity .ci/molecule
 
 sanity: collection
 	.ci/sanity
@@ -67,8 +67,15 @@ sanity: collection
 unit: collection image
 	pytest tests/
 
-molecule: collection image
-	molecule test --all
+# Every scenario, in lanes that run side by side (.ci/molecule): scenarios
+# that share hosts (default and failover: the base platforms) share a lane.
+# The patched exim is built first, once (debs), for every lane to take.
+MOLECULE_LANES ?= default,failover,exim_build drift,sync
+debs: collection image
+	python tests/differential/patched_exim.py
+
+molecule: collection image debs
+	.ci/molecule $(MOLECULE_LANES)
 
 # Runs every step even after a failure, prints how long each took, and
 # fails if any step failed.
