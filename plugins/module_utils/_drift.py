@@ -7,10 +7,17 @@ Private to smartmx.exim, pure (no file system, no clock).  ``drift_report(data,
 **options)`` takes the results of smartmx.exim.mx_probe per host and what the
 controller computed (the files alias_sync would push now, the rendered
 configurations, the predicted routing), and returns per secondary one verdict
-per check, each with a one-line ``detail`` and a ``fix``:
+per check, each with a ``status`` (ok, drift, or skipped when a check it
+depends on drifted), a one-line ``detail`` and a ``fix``:
 
 ``data``, ``generation_intact``, ``freshness``, ``schedule``, ``config``,
-``daemon_config``, ``policy``, ``build``, ``routing``.
+``daemon_config``, ``policy``, ``build``, ``routing``; ``schedule`` is judged
+on the host that runs the sync (``schedule_host``) when one is named, and the
+primary gets the check ``aliases`` (its alias data reads without refusals or
+errors) when the input has ``expected.aliases``.
+
+``expected_files(generation)`` gives the manifest files alias_sync would write
+for a generation's texts, without writing anything.
 
 ``routing_plan(table, domain, size, seed)`` picks the addresses to route and
 predicts, from a secondary_routes result, what exim must answer for each.
@@ -22,7 +29,7 @@ import hashlib
 from collections.abc import Mapping
 
 from ._alias_address import ascii_lower, split_address
-from ._alias_sync import files_digest
+from ._alias_sync import Refusal, check_text, files_digest, gather, manifest_files
 from ._debversion import VersionError, compare, strip_suffix
 
 CHECKS = (
@@ -46,6 +53,29 @@ DEFAULTS = {
     "schedule_host": None,
     "shown": 5,
 }
+# Checks whose failure makes the routing comparison meaningless: exim then routes
+# other data, another configuration, or cannot run at all.
+ROUTING_NEEDS = ("data", "generation_intact", "config", "build")
+PRIMARY_CHECKS = ("aliases",)
+# Findings that mean a line of the alias data does not parse (exim defers or fails the
+# address): the check "aliases" fails on them. Other findings (a target that bounces,
+# a mixed alias) are the data as written, the same on every MX: named, not drift.
+PARSE_ERRORS = frozenset(
+    (
+        "syntax-error",
+        "missing-colon",
+        "dropped-continuation",
+        "include-error",
+        "include-loop",
+        "too-deep",
+        "too-complex",
+    )
+)
+RUNNER_CHECKS = ("schedule",)
+# Exit codes of the drift check (bits, as Puppet's --detailed-exitcodes): drift found,
+# a host not checked.
+EXIT_DRIFT = 2
+EXIT_UNCHECKED = 4
 RESULTS = ("remote", "primary", "mixed", "refused", "defer", "discard")
 # a local part that no alias file has: the model says refused
 UNKNOWN_LOCAL_PART = "smartmx-drift-no-such-address"
@@ -143,6 +173,10 @@ def routing_plan(table, domain, size=200, seed=0, priority_cap=None):
     return {"addresses": sample, "expected": {a: predicted[a] for a in sample}}
 
 
+def _is_plan(value):
+    return isinstance(value, Mapping) and isinstance(value.get("expected"), Mapping)
+
+
 def _norm_remote(addresses):
     out = set()
     for a in addresses or []:
@@ -185,11 +219,38 @@ def _shown_routing(r):
 
 
 def _ok(detail):
-    return {"ok": True, "detail": detail, "fix": ""}
+    return {"ok": True, "status": "ok", "detail": detail, "fix": ""}
 
 
 def _bad(detail, fix):
-    return {"ok": False, "detail": detail, "fix": fix}
+    return {"ok": False, "status": "drift", "detail": detail, "fix": fix}
+
+
+def _skipped(detail):
+    return {"ok": None, "status": "skipped", "detail": detail, "fix": ""}
+
+
+def expected_files(generation):
+    """The manifest files (``{relpath: {"sha256", "size"}}``) alias_sync writes for these texts.
+
+    ``generation`` holds ``aliases`` (text), ``includes`` (path to text),
+    ``files`` (list file name to text) and ``alias_path``, as the module
+    alias_sync takes them; the digests are of the pushed texts, as in the
+    secondary's ``MANIFEST.json``.
+    """
+    if not isinstance(generation, Mapping) or not isinstance(generation.get("aliases"), str):
+        raise DriftError("expected.generation needs aliases (text), includes and files")
+    try:
+        texts = gather(
+            generation["aliases"],
+            generation.get("includes") or {},
+            generation.get("files") or {},
+            generation.get("alias_path") or "aliases",
+        )
+        blobs = {rel: check_text(text, shown) for rel, (text, shown) in texts.items()}
+    except Refusal as exc:
+        raise DriftError(f"the primary's data would be refused by alias_sync: {exc}") from exc
+    return manifest_files(blobs)
 
 
 def _short(items, shown):
@@ -216,6 +277,9 @@ def _expected_files(files):
 
 def check_data(host, probe, expected, opts):
     files = expected.get("files")
+    if files is None and expected.get("generation") is not None:
+        files = expected_files(expected["generation"])
+        expected["files"] = files
     if not isinstance(files, Mapping):
         return _bad(
             "nothing to compare with: expected.files is not given", "pass the files alias_sync pushes"
@@ -258,8 +322,7 @@ def check_generation_intact(host, probe, expected, opts):
         parts.append(g["error"])
     return _bad(
         f"generation {g.get('current')} was changed on disk after the push ({'; '.join(parts)})",
-        "find what writes below the base directory; point current back at an intact generation "
-        "(docs/alias_sync.md, Recovering) - a push of the same data does not rewrite it",
+        SYNC_FIX + " (it writes the damaged files anew); then find what writes below the base directory",
     )
 
 
@@ -396,6 +459,7 @@ def check_build(host, probe, expected, opts):
     base = strip_suffix(version, suffix)[0]
     newest = e.get("apt_newest")
     allowed = list(opts["security_lag_allowed_versions"] or [])
+    allowed += list(_per_host(expected.get("security_lag_allowed_versions"), host) or [])
     waiting = ""
     if newest:
         try:
@@ -415,8 +479,12 @@ def check_build(host, probe, expected, opts):
     return _ok(f"{version} ({strategy}){waiting or ', nothing newer offered'}")
 
 
-def check_routing(host, probe, expected, opts):
+def check_routing(host, probe, expected, opts, blocked=()):
+    if blocked:
+        return _skipped(f"not compared: exim routes with what {', '.join(blocked)} found drifted")
     want = expected.get("routing")
+    if isinstance(want, Mapping) and host in want and isinstance(want[host], Mapping) and not _is_plan(want):
+        want = want[host]
     if want and isinstance(want, Mapping) and isinstance(want.get("expected"), Mapping):
         want = want["expected"]  # a routing_plan() result
     if not want:
@@ -464,70 +532,238 @@ def _options(data, overrides):
     return opts
 
 
+def check_aliases(expected, opts):
+    """The primary's alias data: read without refusals, every line parses (PARSE_ERRORS)."""
+    a = expected.get("aliases")
+    if not isinstance(a, Mapping):
+        return _bad("nothing to judge: expected.aliases is not given", "pass the alias_sources result")
+    refusals = list(a.get("refusals") or [])
+    findings = [f for f in a.get("findings") or [] if isinstance(f, Mapping)]
+    errors = [f for f in findings if f.get("severity") == "error" and f.get("code") in PARSE_ERRORS]
+
+    def where(f):
+        return f"{f.get('file')}:{f.get('line')}: {f.get('code')}: {f.get('message')}"
+
+    if refusals:
+        return _bad(
+            f"refused, nothing can be pushed: {_short(refusals, opts['shown'])}",
+            "fix the alias file at the line named (docs/alias_sync.md, Refusals), then " + SYNC_FIX,
+        )
+    if errors:
+        return _bad(
+            f"{len(errors)} line(s) that do not parse: {_short([where(f) for f in errors], opts['shown'])}",
+            "fix the alias file at the lines named (docs/aliases.md, Findings); exim defers these addresses",
+        )
+    rest = len(findings)
+    bad = sum(1 for f in findings if f.get("severity") == "error")
+    shown = f"; {rest} finding(s) ({bad} error(s)), first: {where(findings[0])}" if rest else ""
+    return _ok(f"{a.get('path') or 'the alias data'} reads cleanly{shown}")
+
+
+def _summary_line(drift, unchecked, checked):
+    if not drift and not unchecked:
+        return f"no drift: {checked} secondar{'y' if checked == 1 else 'ies'} checked"
+    parts = []
+    if drift:
+        parts.append(
+            f"{len(drift)} drifted check(s): " + ", ".join(f"{d['host']} {d['check']}" for d in drift)
+        )
+    if unchecked:
+        parts.append(f"unchecked: {', '.join(unchecked)}")
+    head = "DRIFT" if drift else "NOT CHECKED"
+    return f"{head} ({checked} secondar{'y' if checked == 1 else 'ies'} checked); " + "; ".join(parts)
+
+
 def drift_report(data, **options):
-    """The drift report: ``{"hosts", "drift", "unchecked", "summary"}`` (see the module docstring)."""
+    """The drift report (see the module docstring).
+
+    ``{"hosts": {host: {"role", "checks"} or {"role", "unchecked"}}, "drift": [{host, check,
+    detail, fix}], "unchecked": [hosts], "summary": text, "exit_code": 0/2/4/6}``.
+    """
     if not isinstance(data, Mapping):
         raise DriftError("input must be a mapping with expected, probes and now")
-    expected = data.get("expected") or {}
+    expected = dict(data.get("expected") or {})
     probes = data.get("probes") or {}
     if not isinstance(expected, Mapping) or not isinstance(probes, Mapping):
         raise DriftError("expected and probes must be mappings")
     opts = _options(data, options)
     now = data.get("now")
+    primary, runner = opts["primary"], opts["schedule_host"]
     secondaries = opts["secondaries"]
     if secondaries is None:
-        secondaries = sorted(h for h in probes if h != opts["primary"])
-    hosts, drift, unchecked = {}, [], []
+        secondaries = sorted(h for h in probes if h not in (primary, runner))
+    hosts, unchecked = {}, []
+    if primary and expected.get("aliases") is not None:
+        hosts[primary] = {"role": ["primary"], "checks": {"aliases": check_aliases(expected, opts)}}
+    if runner:
+        entry = hosts.setdefault(runner, {"role": [], "checks": {}})
+        entry["role"].append("runner")
+        p = probes.get(runner)
+        if _probe_failed(p):
+            entry["unchecked"] = _why(p)
+            unchecked.append(runner)
+        else:
+            entry["checks"]["schedule"] = check_schedule(
+                runner, p, expected, dict(opts, schedule_host=None), probes
+            )
     for host in sorted(secondaries):
         p = probes.get(host)
+        entry = hosts.setdefault(host, {"role": [], "checks": {}})
+        entry["role"].append("secondary")
         if _probe_failed(p):
-            why = (p or {}).get("msg") if isinstance(p, Mapping) else None
+            entry["unchecked"] = _why(p)
             unchecked.append(host)
-            hosts[host] = {"checks": {}, "unchecked": why or "no probe result (failed or unreachable)"}
             continue
         checks = {
             "data": check_data(host, p, expected, opts),
             "generation_intact": check_generation_intact(host, p, expected, opts),
             "freshness": check_freshness(host, p, expected, opts, now),
-            "schedule": check_schedule(host, p, expected, opts, probes),
-            "config": check_config(host, p, expected, opts),
-            "daemon_config": check_daemon_config(host, p, expected, opts),
-            "policy": check_policy(host, p, expected, opts),
-            "build": check_build(host, p, expected, opts),
-            "routing": check_routing(host, p, expected, opts),
         }
-        hosts[host] = {"checks": checks}
-        for name in CHECKS:
-            if not checks[name]["ok"]:
+        if not runner:
+            checks["schedule"] = check_schedule(host, p, expected, opts, probes)
+        checks.update(
+            config=check_config(host, p, expected, opts),
+            daemon_config=check_daemon_config(host, p, expected, opts),
+            policy=check_policy(host, p, expected, opts),
+            build=check_build(host, p, expected, opts),
+        )
+        entry["seen"] = _seen(p)
+        blocked = [name for name in ROUTING_NEEDS if checks[name]["status"] == "drift"]
+        checks["routing"] = check_routing(host, p, expected, opts, blocked)
+        entry["checks"].update(checks)
+    drift = []
+    order = {name: i for i, name in enumerate(PRIMARY_CHECKS + RUNNER_CHECKS + CHECKS)}
+    for host in sorted(hosts):
+        checks = hosts[host]["checks"]
+        hosts[host]["checks"] = {k: checks[k] for k in sorted(checks, key=order.get)}
+        for name, verdict in hosts[host]["checks"].items():
+            if verdict["status"] == "drift":
                 drift.append(
-                    {
-                        "host": host,
-                        "check": name,
-                        "detail": checks[name]["detail"],
-                        "fix": checks[name]["fix"],
-                    }
+                    {"host": host, "check": name, "detail": verdict["detail"], "fix": verdict["fix"]}
                 )
-    checked = len(hosts) - len(unchecked)
-    if drift or unchecked:
-        parts = []
-        if drift:
-            parts.append(
-                f"{len(drift)} drifted check(s): " + ", ".join(f"{d['host']} {d['check']}" for d in drift)
-            )
-        if unchecked:
-            parts.append(f"unchecked: {', '.join(unchecked)}")
-        summary = f"DRIFT on {checked} checked secondar{'y' if checked == 1 else 'ies'}; " + "; ".join(parts)
-    else:
-        summary = f"no drift: {checked} secondar{'y' if checked == 1 else 'ies'}, {len(CHECKS)} checks each"
-    return {"hosts": hosts, "drift": drift, "unchecked": unchecked, "summary": summary}
+    unchecked = sorted(set(unchecked))
+    checked = sum(1 for h in secondaries if h not in unchecked)
+    code = (EXIT_DRIFT if drift else 0) | (EXIT_UNCHECKED if unchecked else 0)
+    return {
+        "hosts": hosts,
+        "drift": drift,
+        "unchecked": unchecked,
+        "summary": _summary_line(drift, unchecked, checked),
+        "exit_code": code,
+    }
+
+
+def _seen(p):
+    """What the probe saw that a reader of the report wants at hand."""
+    g = p.get("generation") if isinstance(p.get("generation"), Mapping) else {}
+    hb = p.get("heartbeat") if isinstance(p.get("heartbeat"), Mapping) else {}
+    e = p.get("exim") if isinstance(p.get("exim"), Mapping) else {}
+    return {
+        "generation": g.get("current"),
+        "heartbeat_mtime": hb.get("mtime"),
+        "exim": e.get("installed_version"),
+        "routed": len(p.get("routing") or {}) if isinstance(p.get("routing"), Mapping) else 0,
+        "probe_seconds": sum((p.get("timing") or {}).values())
+        if isinstance(p.get("timing"), Mapping)
+        else None,
+    }
+
+
+def _label(value):
+    return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def metrics(report, host, now):
+    """The node_exporter textfile of one host of a drift report (Prometheus text format).
+
+    Every check of the host's role(s) is a sample of ``smartmx_drift`` (1 drifted, 0 not),
+    present when 0; ``smartmx_drift_checked`` says whether it was judged (1) or not
+    (skipped, or the host unreachable: 0). Times are timestamps, not ages.
+    """
+    if not isinstance(report, Mapping) or host not in (report.get("hosts") or {}):
+        raise DriftError(f"the report has no host {host!r}")
+    entry = report["hosts"][host]
+    roles = entry.get("role") or []
+    names = []
+    if "primary" in roles:
+        names += list(PRIMARY_CHECKS)
+    if "runner" in roles:
+        names += list(RUNNER_CHECKS)
+    if "secondary" in roles:
+        names += [c for c in CHECKS if c not in names and (c != "schedule" or "schedule" in entry["checks"])]
+    checks = entry.get("checks") or {}
+    mx = _label(host)
+    out = [
+        "# HELP smartmx_drift Whether the drift check found this check drifted (1) or not (0).",
+        "# TYPE smartmx_drift gauge",
+    ]
+    for name in names:
+        status = (checks.get(name) or {}).get("status")
+        out.append(f'smartmx_drift{{mx="{mx}",check="{name}"}} {1 if status == "drift" else 0}')
+    out += [
+        "# HELP smartmx_drift_checked Whether the check was judged (1), or skipped or not reachable (0).",
+        "# TYPE smartmx_drift_checked gauge",
+    ]
+    for name in names:
+        status = (checks.get(name) or {}).get("status")
+        out.append(
+            f'smartmx_drift_checked{{mx="{mx}",check="{name}"}} {1 if status in ("ok", "drift") else 0}'
+        )
+    out += [
+        "# HELP smartmx_drift_host_checked Whether the host could be checked at all.",
+        "# TYPE smartmx_drift_host_checked gauge",
+        f'smartmx_drift_host_checked{{mx="{mx}"}} {0 if "unchecked" in entry else 1}',
+        "# HELP smartmx_drift_check_last_run_timestamp_seconds When the drift check ran.",
+        "# TYPE smartmx_drift_check_last_run_timestamp_seconds gauge",
+        f'smartmx_drift_check_last_run_timestamp_seconds{{mx="{mx}"}} {float(now):.3f}',
+    ]
+    beat = (entry.get("seen") or {}).get("heartbeat_mtime")
+    if beat is not None:
+        out += [
+            "# HELP smartmx_alias_sync_last_success_timestamp_seconds The last push that reached the host.",
+            "# TYPE smartmx_alias_sync_last_success_timestamp_seconds gauge",
+            f'smartmx_alias_sync_last_success_timestamp_seconds{{mx="{mx}"}} {float(beat):.3f}',
+        ]
+    return "\n".join(out) + "\n"
+
+
+def summary_text(report, report_path=None):
+    """The few lines a postmaster reads at the end of a run: what drifted, where, and the fix."""
+    lines = [report.get("summary", "")]
+    for d in report.get("drift") or []:
+        lines.append(f"- {d['host']} {d['check']}: {d['detail']}")
+        lines.append(f"  fix: {d['fix']}")
+    for host in report.get("unchecked") or []:
+        why = ((report.get("hosts") or {}).get(host) or {}).get("unchecked")
+        lines.append(f"- {host} NOT CHECKED: {why}")
+    for host, entry in sorted((report.get("hosts") or {}).items()):
+        skipped = [n for n, v in (entry.get("checks") or {}).items() if v.get("status") == "skipped"]
+        if skipped:
+            lines.append(f"- {host}: {', '.join(skipped)} skipped (depends on a drifted check)")
+    if report_path:
+        lines.append(f"report: {report_path}")
+    return lines
+
+
+def _why(p):
+    why = p.get("msg") if isinstance(p, Mapping) else None
+    return why or "no probe result (failed or unreachable)"
 
 
 __all__ = [
     "CHECKS",
+    "EXIT_DRIFT",
+    "EXIT_UNCHECKED",
+    "PRIMARY_CHECKS",
+    "ROUTING_NEEDS",
+    "RUNNER_CHECKS",
     "DriftError",
     "drift_report",
+    "expected_files",
+    "metrics",
     "prediction",
     "routing_matches",
     "routing_plan",
     "routing_sample",
+    "summary_text",
 ]

@@ -213,9 +213,106 @@ def test_schedule_from_the_runner_host():
     data["probes"]["mx1"] = {"units": {"smartmx-alias-sync.timer": {"LoadState": "loaded",
                              "ActiveState": "active", "UnitFileState": "disabled"}}}  # fmt: skip
     got = report(data, schedule_host="mx1")
-    assert list(got["hosts"]) == ["mx2"]
-    assert [d["check"] for d in got["drift"]] == ["schedule"]
+    assert list(got["hosts"]) == ["mx1", "mx2"]
+    assert got["hosts"]["mx1"]["role"] == ["runner"]
+    assert "schedule" not in got["hosts"]["mx2"]["checks"]
+    assert [(d["host"], d["check"]) for d in got["drift"]] == [("mx1", "schedule")]
     assert "mx1" in got["drift"][0]["detail"]
+    assert got["exit_code"] == drift.EXIT_DRIFT
+
+
+def test_runner_unreachable_is_unchecked_not_drift():
+    data = good_input()
+    data["probes"]["mx1"] = {"unreachable": True, "msg": "gone"}
+    got = report(data, schedule_host="mx1")
+    assert got["drift"] == [] and got["unchecked"] == ["mx1"]
+    assert got["exit_code"] == drift.EXIT_UNCHECKED
+
+
+@pytest.mark.parametrize("cause", ["data", "generation_intact", "config", "build"])
+def test_routing_is_skipped_when_what_it_needs_drifted(cause):
+    data = good_input()
+    induce = dict(INDUCED)[cause] if cause != "data" else INDUCED[0][1]
+    induce(data)
+    # exim answers otherwise too, which is not a second finding
+    data["probes"]["mx2"]["routing"]["rms@gnu.test"] = {"result": "refused", "message": "x"}
+    got = report(data)
+    assert [(d["host"], d["check"]) for d in got["drift"]] == [("mx2", cause)]
+    routing = got["hosts"]["mx2"]["checks"]["routing"]
+    assert routing["status"] == "skipped" and routing["ok"] is None and cause in routing["detail"]
+
+
+def test_routing_is_judged_when_only_freshness_drifted():
+    data = good_input()
+    _set((*P, "heartbeat", "mtime"), NOW - 5000)(data)
+    data["probes"]["mx2"]["routing"]["rms@gnu.test"] = {"result": "refused", "message": "x"}
+    got = report(data)
+    assert [d["check"] for d in got["drift"]] == ["freshness", "routing"]
+
+
+def test_expected_files_are_the_manifest_alias_sync_writes():
+    files = {"rcpt": "rms\n", "punt": "info-gnu\n"}
+    generation = {
+        "aliases": LAB_ALIASES,
+        "includes": LAB_INCLUDES,
+        "files": files,
+        "alias_path": "/com/mailer/aliases",
+    }
+    got = drift.expected_files(generation)
+    texts = gen.gather(LAB_ALIASES, LAB_INCLUDES, files, "/com/mailer/aliases")
+    want = gen.manifest_files({rel: gen.check_text(text, shown) for rel, (text, shown) in texts.items()})
+    assert got == want
+    assert sorted(got) == ["aliases", "include/com/mailer/include/staff", "punt", "rcpt"]
+    data = good_input()
+    del data["expected"]["files"]
+    data["expected"]["generation"] = generation
+    probe_files = copy.deepcopy(got)
+    g = data["probes"]["mx2"]["generation"]
+    g.update(manifest={"files": probe_files}, files_digest=gen.files_digest(probe_files))
+    assert report(data)["drift"] == []
+    probe_files["rcpt"]["sha256"] = "0" * 64
+    g.update(files_digest=gen.files_digest(probe_files))
+    got = report(data)
+    assert [d["check"] for d in got["drift"]] == ["data"] and "rcpt" in got["drift"][0]["detail"]
+
+
+def test_expected_files_refuse_what_alias_sync_refuses():
+    with pytest.raises(drift.DriftError, match="refused"):
+        drift.expected_files({"aliases": "a: b\0c\n", "includes": {}, "files": {}})
+
+
+def test_primary_aliases_check():
+    data = good_input()
+    warning = {"code": "dangling-target", "severity": "warning", "file": "/com/mailer/aliases", "line": 7,
+               "message": "nobody"}  # fmt: skip
+    data["expected"]["aliases"] = {"path": "/com/mailer/aliases", "refusals": [], "findings": [warning]}
+    got = report(data)
+    assert got["drift"] == []
+    assert got["hosts"]["mx1"]["role"] == ["primary"]
+    assert "/com/mailer/aliases:7" in got["hosts"]["mx1"]["checks"]["aliases"]["detail"]
+    dangling = dict(warning, severity="error", line=8, code="dangling-target")
+    data["expected"]["aliases"]["findings"].append(dangling)
+    got = report(data)
+    assert got["drift"] == [], "a target that bounces is the data as written, not drift"
+    assert "(1 error(s))" in got["hosts"]["mx1"]["checks"]["aliases"]["detail"]
+    error = dict(warning, severity="error", line=9, code="syntax-error")
+    data["expected"]["aliases"]["findings"].append(error)
+    got = report(data)
+    assert [(d["host"], d["check"]) for d in got["drift"]] == [("mx1", "aliases")]
+    assert "/com/mailer/aliases:9" in got["drift"][0]["detail"]
+    data["expected"]["aliases"]["refusals"] = ["/com/mailer/aliases: line 3: NUL byte"]
+    assert "line 3" in report(data)["drift"][0]["detail"]
+
+
+def test_exit_codes():
+    data = good_input()
+    assert report(data)["exit_code"] == 0
+    data["probes"]["mx3"] = {"unreachable": True}
+    assert report(data)["exit_code"] == 4
+    _set((*P, "config", "sha256"), "9" * 64)(data)
+    assert report(data)["exit_code"] == 6
+    del data["probes"]["mx3"]
+    assert report(data)["exit_code"] == 2
 
 
 def test_unchecked_hosts():
@@ -396,3 +493,62 @@ def test_debian_bad_version():
         dv.split(None)
     assert dv.strip_suffix("4.96-15+deb12u10+smartmx1", "+smartmx1") == ("4.96-15+deb12u10", True)
     assert dv.newest(["1.0", "1.0~rc1", "0.9"]) == "1.0"
+
+
+def _samples(text):
+    out = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
+
+
+def test_metrics_have_every_check_and_timestamps():
+    data = good_input()
+    data["probes"]["mx1"] = {"units": {}}
+    _set((*P, "config", "sha256"), "9" * 64)(data)
+    got = report(data, schedule_host="mx1")
+    text = drift.metrics(got, "mx2", NOW + 5)
+    samples = _samples(text)
+    for check in drift.CHECKS:
+        if check != "schedule":
+            assert f'smartmx_drift{{mx="mx2",check="{check}"}}' in samples
+    assert 'smartmx_drift{mx="mx2",check="schedule"}' not in samples
+    assert samples['smartmx_drift{mx="mx2",check="config"}'] == 1
+    assert samples['smartmx_drift{mx="mx2",check="data"}'] == 0
+    assert samples['smartmx_drift_checked{mx="mx2",check="routing"}'] == 0  # skipped: config drifted
+    assert samples['smartmx_drift_checked{mx="mx2",check="data"}'] == 1
+    assert samples['smartmx_drift_check_last_run_timestamp_seconds{mx="mx2"}'] == NOW + 5
+    assert samples['smartmx_alias_sync_last_success_timestamp_seconds{mx="mx2"}'] == NOW - 60
+    assert samples['smartmx_drift_host_checked{mx="mx2"}'] == 1
+    runner = _samples(drift.metrics(got, "mx1", NOW))
+    assert runner['smartmx_drift{mx="mx1",check="schedule"}'] == 0
+    assert "# TYPE smartmx_drift gauge" in text and text.endswith("\n")
+
+
+def test_metrics_of_an_unchecked_host_and_a_skipped_check():
+    data = good_input()
+    _set((*P, "exim", "local_build"), False)(data)
+    data["probes"]["mx3"] = {"unreachable": True, "msg": "gone"}
+    got = report(data, secondaries=["mx2", "mx3"])
+    mx2 = _samples(drift.metrics(got, "mx2", NOW))
+    assert mx2['smartmx_drift{mx="mx2",check="routing"}'] == 0
+    assert mx2['smartmx_drift_checked{mx="mx2",check="routing"}'] == 0
+    mx3 = _samples(drift.metrics(got, "mx3", NOW))
+    assert mx3['smartmx_drift_host_checked{mx="mx3"}'] == 0
+    assert mx3['smartmx_drift{mx="mx3",check="data"}'] == 0
+    with pytest.raises(drift.DriftError):
+        drift.metrics(got, "mx9", NOW)
+
+
+def test_summary_names_host_check_and_fix():
+    data = good_input()
+    _set((*P, "exim", "local_build"), False)(data)
+    data["probes"]["mx3"] = {"unreachable": True, "msg": "ssh: no route"}
+    lines = drift.summary_text(report(data, secondaries=["mx2", "mx3"]), "/tmp/r.json")
+    assert lines[0].startswith("DRIFT")
+    assert lines[1].startswith("- mx2 build: ") and lines[2].startswith("  fix: apply role exim_build")
+    assert "- mx3 NOT CHECKED: ssh: no route" in lines
+    assert "- mx2: routing skipped (depends on a drifted check)" in lines
+    assert lines[-1] == "report: /tmp/r.json"
