@@ -144,7 +144,8 @@ attributes:
     support: full
     description: >-
       Predicts C(changed), the refusals except C(validate-failed), and the new generation;
-      writes nothing.
+      writes nothing. An O(owner) or O(group) that does not exist yet (a new secondary, before
+      the run that creates the sync account) is a warning in check mode, not a failure.
   diff_mode:
     support: full
     description: >-
@@ -436,8 +437,7 @@ class Target:
         self.check = module.check_mode
         self.manifest_sha256 = None  # of the current generation's MANIFEST.json, once read
 
-    @staticmethod
-    def _id(name, lookup, field):
+    def _id(self, name, lookup, field):
         if name is None:
             return -1
         if name.isdigit():
@@ -445,6 +445,12 @@ class Target:
         try:
             return getattr(lookup(name), field)
         except KeyError as exc:
+            if self.module.check_mode:
+                # Check mode before the first run: the account comes with it.
+                self.module.warn(
+                    f"check mode: no user or group {name} yet; the generation would belong to it"
+                )
+                return -1
             raise Failure(f"no such user or group: {name}") from exc
 
     def prefix(self, gen_id):

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ansible_collections.smartmx.exim.plugins.modules import alias_sync
 
 from .sync_harness import current, run_module, tree
 
@@ -304,6 +305,21 @@ def test_check_mode_on_a_new_host_writes_nothing(monkeypatch, base):
     result = ok(monkeypatch, base, check=True)
     assert result["changed"] is True
     assert result["heartbeat"]["written"] is False
+    assert not os.path.exists(base)
+
+
+def test_check_mode_before_the_account_exists_warns_instead_of_failing(monkeypatch, base):
+    # site.yml --check on a new secondary: the sync account comes with the first real run.
+    warned = []
+    monkeypatch.setattr(alias_sync.AnsibleModule, "warn", lambda self, msg: warned.append(msg))
+    result = ok(monkeypatch, base, check=True, owner="smartmx-no-such-user", group="smartmx-no-such-group")
+    assert result["changed"] is True
+    assert not os.path.exists(base)
+    assert [w for w in warned if "smartmx-no-such-user" in w] and [
+        w for w in warned if "smartmx-no-such-group" in w
+    ]
+    refused, failed = push(monkeypatch, base, owner="smartmx-no-such-user")
+    assert failed and refused["msg"] == "no such user or group: smartmx-no-such-user"
     assert not os.path.exists(base)
 
 
