@@ -4,9 +4,15 @@
 
 from ansible.errors import AnsibleFilterError
 
+# -bd, and -bdf (in the foreground: Debian 13's exim4.service runs ``exim4 -bdf -q30m``).
+DAEMON_FLAGS = frozenset(("-bd", "-bdf"))
+
 
 def exim_daemons(lines):
-    """The exim daemons among ``ps -o pid=,ppid=,args=`` lines: ``-bd`` processes whose parent is not one."""
+    """The exim daemons among ``ps -o pid=,ppid=,args=`` lines.
+
+    They are the ``-bd``/``-bdf`` processes whose parent is not one.
+    """
     if isinstance(lines, str):
         lines = lines.splitlines()
     procs = {}
@@ -18,7 +24,7 @@ def exim_daemons(lines):
             pid, ppid = int(fields[0]), int(fields[1])
         except ValueError as exc:
             raise AnsibleFilterError(f"smartmx.exim.exim_daemons: not a ps line: {line!r}") from exc
-        if "-bd" in fields[2].split():
+        if DAEMON_FLAGS.intersection(fields[2].split()):
             procs[pid] = {"pid": pid, "ppid": ppid, "args": fields[2]}
     return [p for pid, p in sorted(procs.items()) if p["ppid"] not in procs]
 

@@ -362,8 +362,12 @@ def process_start(stat_text, btime, hz):
     return btime + int(fields[19]) / float(hz), int(fields[1])
 
 
+# -bd, and -bdf (in the foreground: Debian 13's exim4.service runs ``exim4 -bdf -q30m``).
+DAEMON_FLAGS = frozenset(("-bd", "-bdf"))
+
+
 def exim_processes(proc=PROC):
-    """``[{"pid", "args", "stat"}]`` of the processes whose program is exim, with -bd among its arguments."""
+    """``[{"pid", "args", "stat"}]`` of the processes whose program is exim, with -bd or -bdf in argv."""
     out = []
     try:
         names = os.listdir(proc)
@@ -378,7 +382,11 @@ def exim_processes(proc=PROC):
         except OSError:
             continue  # gone meanwhile, or not ours to read
         argv = [a.decode("utf-8", "replace") for a in argv if a]
-        if not argv or not os.path.basename(argv[0]).startswith("exim") or "-bd" not in argv:
+        if (
+            not argv
+            or not os.path.basename(argv[0]).startswith("exim")
+            or not DAEMON_FLAGS.intersection(argv)
+        ):
             continue
         out.append({"pid": int(name), "args": " ".join(argv), "stat": stat})
     return out

@@ -220,6 +220,6 @@ def one_daemon(container: str) -> bool:
     procs = [
         line.split(None, 2) for line in run(container, "ps -C exim4 -o pid=,ppid=,args=").stdout.splitlines()
     ]
-    daemons = [p for p in procs if len(p) == 3 and "-bd" in p[2].split()]
+    daemons = [p for p in procs if len(p) == 3 and {"-bd", "-bdf"} & set(p[2].split())]
     pids = {p[0] for p in daemons}
     return len([p for p in daemons if p[1] not in pids]) == 1

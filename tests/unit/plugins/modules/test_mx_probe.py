@@ -295,6 +295,23 @@ def test_daemon_older_than_config_and_two_daemons(tmp_path):
     assert [d["pid"] for d in got["daemons"]] == [10, 20]
 
 
+def test_a_foreground_daemon_counts(tmp_path):
+    # Debian 13's exim4.service: exim4 -bdf -q30m; its per-connection child keeps the arguments.
+    conf = tmp_path / "exim4.conf"
+    conf.write_text("x\n")
+    proc = fake_proc(
+        tmp_path / "proc",
+        [
+            (30, 1, ["/usr/sbin/exim4", "-bdf", "-q1m"], 100 * 100),
+            (31, 30, ["/usr/sbin/exim4", "-bdf", "-q1m"], 200 * 100),
+            (40, 1, ["/usr/sbin/exim4", "-bt", "x@gnu.test"], 300 * 100),
+        ],
+    )
+    got = probe.config_state(str(conf), proc=str(proc), hz=100)
+    assert got["daemon_count"] == 1
+    assert [d["pid"] for d in got["daemons"]] == [30]
+
+
 def test_process_start_with_parenthesis_in_name():
     fields = ["S", "1"] + ["0"] * 17 + ["250"] + ["0"] * 5
     start, ppid = probe.process_start("42 (exim (x)) " + " ".join(fields), 1000, 100)
