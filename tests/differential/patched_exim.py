@@ -212,11 +212,19 @@ def build_debs() -> None:
 
 
 def ensure_image() -> str:
-    """Make the patched image unless one for the current patch exists; return its id."""
+    """Make the patched image unless one for the current patch exists; return its id.
+
+    An image for the current patch is kept only while this run's cache holds the entry it
+    was made from: a fresh checkout's cache (CI's) gets its build here, where the lab and
+    the scenarios of the same run take it, instead of in the first ``make lab``.
+    """
     want = patch_sha256()
     found = image_label(IMAGE, PATCH_LABEL)
     if found and found[1] == want:
-        return found[0]
+        made_from = image_label(IMAGE, ENTRY_LABEL)
+        if made_from and made_from[1] and not check_entry(cache_dir() / "debs" / made_from[1]):
+            return found[0]
+        progress(f"{IMAGE} is current, but {cache_dir()} lacks the packages it was made from")
     entry = find_entry()
     if entry is None:
         build_debs()
