@@ -3,9 +3,7 @@
 # Copyright (c) smartmx.exim contributors
 
 from ansible.errors import AnsibleFilterError
-
-# -bd, and -bdf (in the foreground: Debian 13's exim4.service runs ``exim4 -bdf -q30m``).
-DAEMON_FLAGS = frozenset(("-bd", "-bdf"))
+from ansible_collections.smartmx.exim.plugins.module_utils._mx_probe import DAEMON_FLAGS
 
 
 def exim_daemons(lines):
