@@ -75,7 +75,7 @@ unit: collection image
 # second time with every recap changed=0, lab/verify.yml), and site.yml on top.
 # `make molecule MOLECULE_LANES=default` or `molecule test` runs it.
 # MOLECULE_LANES given on the command line runs just those scenarios.
-MOLECULE_LANES ?= failover,sync drift,exim_build
+MOLECULE_LANES ?= failover,exim_build drift,sync
 MOLECULE_ELSEWHERE ?= default
 MOLECULE_FLAGS := $(if $(filter file,$(origin MOLECULE_LANES)),--complete --elsewhere $(MOLECULE_ELSEWHERE))
 debs: collection image
