@@ -1,0 +1,321 @@
+# SPDX-License-Identifier: GPL-3.0-or-later
+# Copyright (c) smartmx.exim contributors
+"""What one drained message costs exim itself on this machine, at the least.
+
+The failover benchmark's drain is a queue run on the secondary handing its
+queued punts to the primary over SMTP, the primary delivering each at once.
+This benchmark runs the same movement with nothing of the roles in it: two
+containers of the lab image, ``smartmx-floor-tx`` and ``smartmx-floor-rx``,
+with Debian's stock exim4-daemon-heavy and a minimal configuration each
+(``/etc/exim4/exim4.conf``, which Debian's exim reads before its own; no
+ACL but accept, no TLS, no DNS, no retry rules to consult, one router):
+
+1. tx queues ``--messages`` messages for rx (``exim4 -bS -odq``, one
+   recipient each), outside the measurement;
+2. ``--runners`` queue runners (``exim4 -qff``) on tx deliver them to rx over
+   SMTP (connections reused, as exim does: ``-MC``); rx delivers each message
+   at once (``smtp_accept_queue_per_connection = 0``) into a Maildir;
+3. measured from the start of the runners until tx's queue is empty and rx's
+   Maildir holds every message: the wall time and the CPU time of each
+   container (its cgroup's ``cpuacct.usage``) and of the host's
+   ``fuse-overlayfs`` processes (the storage driver's user-space layer, when
+   the storage driver is fuse-overlayfs). The host watches tx's spool and rx's
+   Maildir through ``/proc/<pid>/root``, so no process runs in the containers
+   for it.
+
+Each variant runs with the spools and the Maildir on the container's root file
+system (the storage driver's overlay, as in the lab) and on a tmpfs (no storage
+cost at all). One JSON line per variant goes to stdout (keys: storage, runners,
+messages, wall_s, msgs_per_s, tx_cpu_ms, rx_cpu_ms, fuse_cpu_ms, total_cpu_ms:
+CPU milliseconds per message), progress to stderr, ``--repeat`` runs per
+variant (the line gives the medians). The containers and their network are
+removed at the end.
+
+    python bench/exim_floor.py                       # 1,000 messages, 1 and 3 runners, overlay and tmpfs
+    python bench/exim_floor.py --messages 300 --repeat 1 --storage tmpfs
+
+Exit status: 0 when every variant was measured; 1 when a step failed or timed out.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+
+IMAGE = "smartmx-lab/debian:bookworm"
+NETWORK = "smartmx-floor"
+SUBNET = "172.30.59.0/24"
+TX, RX = "smartmx-floor-tx", "smartmx-floor-rx"
+TX_IP, RX_IP = "172.30.59.10", "172.30.59.11"
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+COMMON = """\
+exim_user = Debian-exim
+exim_group = Debian-exim
+never_users = root
+host_lookup = :
+rfc1413_hosts = :
+tls_advertise_hosts = :
+"""
+
+RX_CONFIG = (
+    COMMON
+    + """\
+primary_hostname = rx.floor.test
+acl_smtp_rcpt = acl_rcpt
+smtp_accept_queue_per_connection = 0
+smtp_accept_max = 100
+recipients_max = 0
+
+begin acl
+acl_rcpt:
+  accept
+
+begin routers
+sink:
+  driver = accept
+  transport = maildir
+
+begin transports
+maildir:
+  driver = appendfile
+  directory = /var/spool/floor/Maildir
+  maildir_format
+  create_directory
+  user = Debian-exim
+  group = Debian-exim
+  mode = 0600
+"""
+)
+
+TX_CONFIG = (
+    COMMON
+    + """\
+primary_hostname = tx.floor.test
+queue_only
+remote_max_parallel = 1
+
+begin routers
+to_rx:
+  driver = manualroute
+  route_list = * RX_IP
+  transport = to_rx
+
+begin transports
+to_rx:
+  driver = smtp
+  hosts_try_fastopen = :
+  hosts_avoid_tls = *
+
+begin retry
+* * F,1h,1m
+""".replace("RX_IP", RX_IP)
+)
+
+
+def log(msg):
+    print(f"{time.strftime('%H:%M:%S')} [floor] {msg}", file=sys.stderr, flush=True)
+
+
+def run(*cmd, stdin=None, check=True):
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
+    return proc.stdout
+
+
+def dexec(name, script, stdin=None, check=True):
+    return run("docker", "exec", "-i", name, "sh", "-c", script, stdin=stdin, check=check)
+
+
+def remove():
+    subprocess.run(["docker", "rm", "-f", TX, RX], capture_output=True)
+    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+
+
+def cgroup_usage_ns(name):
+    cid = run("docker", "inspect", "-f", "{{.Id}}", name).strip()
+    for path in (
+        f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
+        f"/sys/fs/cgroup/cpu,cpuacct/docker/{cid}/cpuacct.usage",
+        f"/sys/fs/cgroup/system.slice/docker-{cid}.scope/cpu.stat",
+        f"/sys/fs/cgroup/docker/{cid}/cpu.stat",
+    ):
+        if os.path.exists(path):
+            with open(path) as f:
+                text = f.read()
+            if path.endswith("cpu.stat"):  # cgroup v2: usage_usec
+                usage = dict(line.split() for line in text.splitlines())
+                return int(usage["usage_usec"]) * 1000
+            return int(text)
+    raise RuntimeError(f"no CPU accounting file found for container {name}")
+
+
+def fuse_cpu_s():
+    total = 0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                if f.read().strip() != "fuse-overlayfs":
+                    continue
+            with open(f"/proc/{pid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        except OSError:
+            continue
+    return total / CLK_TCK
+
+
+def start(storage):
+    remove()
+    run("docker", "network", "create", "--subnet", SUBNET, NETWORK)
+    for name, ip in ((TX, TX_IP), (RX, RX_IP)):
+        args = ["docker", "run", "-d", "--init", "--name", name, "--hostname", name]
+        args += ["--network", NETWORK, "--ip", ip]
+        if storage == "tmpfs":
+            args += ["--tmpfs", "/var/spool/exim4:mode=0750", "--tmpfs", "/var/spool/floor"]
+        run(*args, IMAGE, "sleep", "infinity")
+    for name in (TX, RX):
+        log(f"{name}: installing Debian's exim4-daemon-heavy")
+        dexec(
+            name,
+            "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
+            "exim4-daemon-heavy >/dev/null && mkdir -p /var/spool/floor "
+            "&& chown Debian-exim:Debian-exim /var/spool/floor /var/spool/exim4",
+        )
+    dexec(TX, "cat > /etc/exim4/exim4.conf", stdin=TX_CONFIG)
+    dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG)
+    dexec(RX, "pkill -x exim4; exim4 -bd -oX 25", check=False)
+    for _ in range(50):
+        if "LISTEN" in dexec(RX, "ss -ltn 'sport = :25' | tail -n +2 | sed 's/^/LISTEN /'", check=False):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("exim on rx does not listen")
+
+
+def batch(count, offset):
+    lines = []
+    for i in range(count):
+        n = offset + i
+        lines += [
+            "MAIL FROM:<sender@tx.floor.test>",
+            f"RCPT TO:<user{n % 50}@floor.test>",
+            "DATA",
+            f"Message-ID: <floor-{n}@tx.floor.test>",
+            "From: sender@tx.floor.test",
+            f"To: user{n % 50}@floor.test",
+            f"Subject: floor {n}",
+            "",
+        ]
+        lines += [f"line {k} of a message of about two kilobytes, like a short mail" for k in range(30)]
+        lines += [".", "RSET"]
+    lines.append("QUIT")
+    return "\r\n".join(lines) + "\r\n"
+
+
+def root_of(name):
+    """The container's root file system as the host sees it (no process in the container)."""
+    return f"/proc/{run('docker', 'inspect', '-f', '{{.State.Pid}}', name).strip()}/root"
+
+
+def count(directory, suffix=""):
+    try:
+        return sum(1 for entry in os.scandir(directory) if entry.name.endswith(suffix))
+    except FileNotFoundError:
+        return 0
+
+
+def delivered(rx_root):
+    return count(f"{rx_root}/var/spool/floor/Maildir/new")
+
+
+def queued(tx_root):
+    """What exim4 -bpc counts: the -H files of the spool's input directory."""
+    return count(f"{tx_root}/var/spool/exim4/input", "-H")
+
+
+def one_run(messages, runners, offset, timeout):
+    dexec(TX, "exim4 -bS -odq", stdin=batch(messages, offset))
+    tx_root, rx_root = root_of(TX), root_of(RX)
+    if queued(tx_root) != messages or int(dexec(TX, "exim4 -bpc").strip()) != messages:
+        raise RuntimeError(f"tx did not queue {messages} messages")
+    before = delivered(rx_root)
+    cpu0 = {name: cgroup_usage_ns(name) for name in (TX, RX)}
+    fuse0 = fuse_cpu_s()
+    t0 = time.monotonic()
+    for _ in range(runners):
+        run("docker", "exec", "-d", TX, "exim4", "-qff")
+    while True:
+        left, got = queued(tx_root), delivered(rx_root) - before
+        if left == 0 and got >= messages:
+            break
+        if time.monotonic() - t0 > timeout:
+            raise RuntimeError(f"timeout: {left} left on tx, {got} of {messages} delivered on rx")
+        time.sleep(0.05)
+    wall = time.monotonic() - t0
+    cpu = {name: (cgroup_usage_ns(name) - cpu0[name]) / 1e9 for name in (TX, RX)}
+    fuse = fuse_cpu_s() - fuse0
+    if int(dexec(TX, "exim4 -bpc").strip()) != 0 or got != messages:
+        raise RuntimeError(f"rx has {got} new messages, expected {messages}")
+    return {
+        "wall_s": wall,
+        "tx_cpu_ms": cpu[TX] * 1000 / messages,
+        "rx_cpu_ms": cpu[RX] * 1000 / messages,
+        "fuse_cpu_ms": fuse * 1000 / messages,
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--messages", type=int, default=1000)
+    parser.add_argument("--runners", default="1,3", help="comma-separated runner counts (default 1,3)")
+    parser.add_argument("--storage", default="overlay,tmpfs", help="overlay, tmpfs or both (default)")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--timeout", type=float, default=600)
+    args = parser.parse_args()
+    runner_counts = [int(r) for r in args.runners.split(",")]
+    try:
+        for storage in args.storage.split(","):
+            if storage not in ("overlay", "tmpfs"):
+                parser.error(f"unknown storage {storage!r}")
+            start(storage)
+            offset = 0
+            for runners in runner_counts:
+                runs = []
+                for k in range(args.repeat):
+                    result = one_run(args.messages, runners, offset, args.timeout)
+                    offset += args.messages
+                    log(
+                        f"{storage}, {runners} runner(s), run {k + 1}: {result['wall_s']:.1f} s, CPU ms/msg "
+                        f"tx {result['tx_cpu_ms']:.1f} rx {result['rx_cpu_ms']:.1f} "
+                        f"fuse {result['fuse_cpu_ms']:.1f}"
+                    )
+                    runs.append(result)
+                med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
+                line = {
+                    "storage": storage,
+                    "runners": runners,
+                    "messages": args.messages,
+                    "wall_s": round(med["wall_s"], 2),
+                    "msgs_per_s": round(args.messages / med["wall_s"], 1),
+                    "tx_cpu_ms": round(med["tx_cpu_ms"], 1),
+                    "rx_cpu_ms": round(med["rx_cpu_ms"], 1),
+                    "fuse_cpu_ms": round(med["fuse_cpu_ms"], 1),
+                    "total_cpu_ms": round(med["tx_cpu_ms"] + med["rx_cpu_ms"] + med["fuse_cpu_ms"], 1),
+                }
+                print(json.dumps(line), flush=True)
+    except RuntimeError as exc:
+        log(f"FAILED: {exc}")
+        return 1
+    finally:
+        remove()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
