@@ -121,7 +121,7 @@ def log(msg):
 
 
 def run(*cmd, stdin=None, check=True):
-    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True)
+    proc = subprocess.run(cmd, input=stdin, capture_output=True, text=True, check=False)
     if check and proc.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: exit {proc.returncode}: {proc.stderr.strip()[-400:]}")
     return proc.stdout
@@ -132,8 +132,8 @@ def dexec(name, script, stdin=None, check=True):
 
 
 def remove():
-    subprocess.run(["docker", "rm", "-f", TX, RX], capture_output=True)
-    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True)
+    subprocess.run(["docker", "rm", "-f", TX, RX], capture_output=True, check=False)
+    subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True, check=False)
 
 
 def cgroup_usage_ns(name):
@@ -191,7 +191,7 @@ def start(storage):
     dexec(TX, "cat > /etc/exim4/exim4.conf", stdin=TX_CONFIG)
     dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG)
     dexec(RX, "pkill -x exim4; exim4 -bd -oX 25", check=False)
-    for _ in range(50):
+    for _attempt in range(50):
         if "LISTEN" in dexec(RX, "ss -ltn 'sport = :25' | tail -n +2 | sed 's/^/LISTEN /'", check=False):
             return
         time.sleep(0.2)
@@ -248,7 +248,7 @@ def one_run(messages, runners, offset, timeout):
     cpu0 = {name: cgroup_usage_ns(name) for name in (TX, RX)}
     fuse0 = fuse_cpu_s()
     t0 = time.monotonic()
-    for _ in range(runners):
+    for _runner in range(runners):
         run("docker", "exec", "-d", TX, "exim4", "-qff")
     while True:
         left, got = queued(tx_root), delivered(rx_root) - before
