@@ -192,7 +192,7 @@ def start(storage):
     dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG)
     dexec(RX, "pkill -x exim4; exim4 -bd -oX 25", check=False)
     for _attempt in range(50):
-        if "LISTEN" in dexec(RX, "ss -ltn 'sport = :25' | tail -n +2 | sed 's/^/LISTEN /'", check=False):
+        if dexec(RX, "ss -Hltn 'sport = :25'", check=False).strip():
             return
         time.sleep(0.2)
     raise RuntimeError("exim on rx does not listen")
@@ -242,7 +242,7 @@ def queued(tx_root):
 def one_run(messages, runners, offset, timeout):
     dexec(TX, "exim4 -bS -odq", stdin=batch(messages, offset))
     tx_root, rx_root = root_of(TX), root_of(RX)
-    if queued(tx_root) != messages or int(dexec(TX, "exim4 -bpc").strip()) != messages:
+    if int(dexec(TX, "exim4 -bpc").strip()) != messages:
         raise RuntimeError(f"tx did not queue {messages} messages")
     before = delivered(rx_root)
     cpu0 = {name: cgroup_usage_ns(name) for name in (TX, RX)}
