@@ -44,7 +44,7 @@ lab: collection
 
 lab-down: collection
 	@ids=$$(docker ps -aq --filter label=smartmx.lab=$(LAB_NAME)); \
-	    [ -z "$$ids" ] || docker rm -f $$ids >/dev/null
+	    [ -z "$$ids" ] || docker rm -f -v $$ids >/dev/null
 	@ids=$$(docker network ls -q --filter label=smartmx.lab=$(LAB_NAME)); \
 	    [ -z "$$ids" ] || docker network rm $$ids >/dev/null
 	@echo "lab $(LAB_NAME) removed"
@@ -106,7 +106,7 @@ clean:
 	@ids=$$( { docker ps -aq --filter label=smartmx.lab; docker ps -aq --filter name=^/smartmx-; \
 	    for img in $$( { docker image ls -q 'smartmx-lab/*'; docker image ls -q --filter label=smartmx.recipe; } | sort -u); do \
 	        docker ps -aq --filter ancestor=$$img; done; } | sort -u); \
-	    [ -z "$$ids" ] || docker rm -f $$ids >/dev/null; \
+	    [ -z "$$ids" ] || docker rm -f -v $$ids >/dev/null; \
 	    echo "removed $$(echo $$ids | wc -w) container(s)"
 	@ids=$$(docker network ls -q --filter label=smartmx.lab); \
 	    [ -z "$$ids" ] || docker network rm $$ids >/dev/null; \
