@@ -6,7 +6,8 @@ The failover benchmark's drain is a queue run on the secondary handing its
 queued punts to the primary over SMTP, the primary delivering each at once.
 This benchmark runs the same movement with nothing of the roles in it: two
 containers of the lab image, ``smartmx-floor-tx`` and ``smartmx-floor-rx``,
-with Debian's stock exim4-daemon-heavy and a minimal configuration each
+with Debian's stock exim4-daemon-heavy (``--flavour light``: exim4-daemon-light)
+and a minimal configuration each
 (``/etc/exim4/exim4.conf``, which Debian's exim reads before its own; no
 ACL but accept, no TLS, no DNS, no retry rules to consult, one router):
 
@@ -23,16 +24,17 @@ ACL but accept, no TLS, no DNS, no retry rules to consult, one router):
    Maildir through ``/proc/<pid>/root``, so no process runs in the containers
    for it.
 
-Each variant runs with the spools and the Maildir on the container's root file
-system (the storage driver's overlay, as in the lab) and on a tmpfs (no storage
-cost at all). One JSON line per variant goes to stdout (keys: storage, runners,
+Each variant runs with the spools, exim's log and the Maildir on the container's
+root file system (the storage driver's overlay), on Docker volumes (the host's
+file system, as a mail host's data would be) and on a tmpfs (no storage cost at
+all). One JSON line per variant goes to stdout (keys: storage, flavour, runners,
 messages, wall_s, msgs_per_s, tx_cpu_ms, rx_cpu_ms, fuse_cpu_ms, total_cpu_ms:
 CPU milliseconds per message), progress to stderr, ``--repeat`` runs per
-variant (the line gives the medians). The containers and their network are
-removed at the end.
+variant (the line gives the medians). The containers, their volumes and their
+network are removed at the end.
 
-    python bench/exim_floor.py                       # 1,000 messages, 1 and 3 runners, overlay and tmpfs
-    python bench/exim_floor.py --messages 300 --repeat 1 --storage tmpfs
+    python bench/exim_floor.py                       # 1,000 messages, 1 and 3 runners, overlay, tmpfs, volume
+    python bench/exim_floor.py --messages 300 --repeat 1 --storage tmpfs --flavour light
 
 Exit status: 0 when every variant was measured; 1 when a step failed or timed out.
 """
@@ -131,9 +133,19 @@ def dexec(name, script, stdin=None, check=True):
     return run("docker", "exec", "-i", name, "sh", "-c", script, stdin=stdin, check=check)
 
 
+# Where the mail data lives (the spool, exim's log, the Maildir) per storage variant.
+DATA_DIRS = ("/var/spool/exim4", "/var/log/exim4", "/var/spool/floor")
+
+
+def volume_name(container, path):
+    return f"{container}{path.replace('/', '-')}"
+
+
 def remove():
     subprocess.run(["docker", "rm", "-f", TX, RX], capture_output=True, check=False)
     subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True, check=False)
+    names = [volume_name(c, p) for c in (TX, RX) for p in DATA_DIRS]
+    subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True, check=False)
 
 
 def cgroup_usage_ns(name):
@@ -171,7 +183,7 @@ def fuse_cpu_s():
     return total / CLK_TCK
 
 
-def start(storage):
+def start(storage, flavour):
     remove()
     run("docker", "network", "create", "--subnet", SUBNET, NETWORK)
     for name, ip in ((TX, TX_IP), (RX, RX_IP)):
@@ -179,14 +191,18 @@ def start(storage):
         args += ["--network", NETWORK, "--ip", ip]
         if storage == "tmpfs":
             args += ["--tmpfs", "/var/spool/exim4:mode=0750", "--tmpfs", "/var/spool/floor"]
+        elif storage == "volume":
+            for path in DATA_DIRS:
+                args += ["--mount", f"type=volume,source={volume_name(name, path)},target={path}"]
         run(*args, IMAGE, "sleep", "infinity")
     for name in (TX, RX):
-        log(f"{name}: installing Debian's exim4-daemon-heavy")
+        log(f"{name}: installing Debian's exim4-daemon-{flavour}")
         dexec(
             name,
             "apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "
-            "exim4-daemon-heavy >/dev/null && mkdir -p /var/spool/floor "
-            "&& chown Debian-exim:Debian-exim /var/spool/floor /var/spool/exim4",
+            f"exim4-daemon-{flavour} >/dev/null && mkdir -p /var/spool/floor "
+            "&& chown Debian-exim:Debian-exim /var/spool/floor /var/spool/exim4 "
+            "&& chown Debian-exim:adm /var/log/exim4",
         )
     dexec(TX, "cat > /etc/exim4/exim4.conf", stdin=TX_CONFIG)
     dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG)
@@ -274,16 +290,27 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--messages", type=int, default=1000)
     parser.add_argument("--runners", default="1,3", help="comma-separated runner counts (default 1,3)")
-    parser.add_argument("--storage", default="overlay,tmpfs", help="overlay, tmpfs or both (default)")
+    parser.add_argument(
+        "--storage",
+        default="overlay,tmpfs,volume",
+        help="comma-separated: overlay (the container's root file system), tmpfs, volume (Docker volumes "
+        "for the spool, exim's log and the Maildir); default all three",
+    )
+    parser.add_argument(
+        "--flavour",
+        default="heavy",
+        choices=("heavy", "light"),
+        help="Debian's exim4-daemon-FLAVOUR (default heavy)",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     runner_counts = [int(r) for r in args.runners.split(",")]
     try:
         for storage in args.storage.split(","):
-            if storage not in ("overlay", "tmpfs"):
+            if storage not in ("overlay", "tmpfs", "volume"):
                 parser.error(f"unknown storage {storage!r}")
-            start(storage)
+            start(storage, args.flavour)
             offset = 0
             for runners in runner_counts:
                 runs = []
@@ -299,6 +326,7 @@ def main():
                 med = {key: statistics.median(r[key] for r in runs) for key in runs[0]}
                 line = {
                     "storage": storage,
+                    "flavour": args.flavour,
                     "runners": runners,
                     "messages": args.messages,
                     "wall_s": round(med["wall_s"], 2),
