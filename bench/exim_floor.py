@@ -142,7 +142,7 @@ def volume_name(container, path):
 
 
 def remove():
-    subprocess.run(["docker", "rm", "-f", TX, RX], capture_output=True, check=False)
+    subprocess.run(["docker", "rm", "-f", "-v", TX, RX], capture_output=True, check=False)
     subprocess.run(["docker", "network", "rm", NETWORK], capture_output=True, check=False)
     names = [volume_name(c, p) for c in (TX, RX) for p in DATA_DIRS]
     subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True, check=False)

@@ -302,7 +302,7 @@ def ensure_container(name: str = CONTAINER, image_id: str | None = None) -> str:
     if res.returncode == 0:
         if res.stdout.split() == [image_id, "true"]:
             return name
-        _run(["docker", "rm", "-f", name])
+        _run(["docker", "rm", "-f", "-v", name])
     _run(
         [
             "docker",

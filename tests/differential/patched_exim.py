@@ -126,7 +126,7 @@ def find_entry() -> Path | None:
 
 def build_debs() -> None:
     """Run the exim_build role on a throwaway container; it fills and seals the cache entry."""
-    _run(["docker", "rm", "-f", BUILD_CONTAINER], check=False)
+    _run(["docker", "rm", "-f", "-v", BUILD_CONTAINER], check=False)
     _run(
         [
             "docker",
@@ -208,7 +208,7 @@ def build_debs() -> None:
                 raise HarnessError(f"the exim_build play failed ({rc}):\n" + "\n".join(tail))
             progress(f"built in {time.monotonic() - start:.0f} s")
     finally:
-        _run(["docker", "rm", "-f", BUILD_CONTAINER], check=False)
+        _run(["docker", "rm", "-f", "-v", BUILD_CONTAINER], check=False)
 
 
 def ensure_image() -> str:
