@@ -9,12 +9,16 @@ skipped when the secondary already runs it), then one outage is run:
 1. the primary goes away (``docker stop smartmx-lab-mx1``, or with
    ``--outage network`` ``docker network disconnect``);
 2. the outside host sends one probe forward at once (``sendmail -odi``: the
-   sending MTA's own MX 10 -> MX 20 fallback), then takes a burst (forwards,
-   punts, unknown recipients, in a fixed random order, one recipient and one
-   Message-ID each) with ``exim4 -bS -odqs`` (routed, SMTP deliveries queued)
-   and sends it with ``--senders`` parallel queue runners (``exim4 -q``),
-   through DNS like any MTA;
-3. once outside's queue is empty and mx2 has finished its delivery attempts,
+   sending MTA's own MX 10 -> MX 20 fallback), then a burst (forwards, punts,
+   unknown recipients, in a fixed random order, one recipient and one
+   Message-ID each): with ``--burst smtp`` (the default) an SMTP client on
+   outside (smtplib, ``--senders`` connections with STARTTLS, many messages per
+   session) sends it straight to mx2, as a sender that has fallen back to MX 20
+   does; with ``--burst mta`` outside's exim takes it with ``exim4 -bS -odqs``
+   (routed, SMTP deliveries queued) and sends it with ``--senders`` parallel
+   queue runners (``exim4 -q``), through DNS like any MTA. mx2's accept rate is
+   counted from the start of the sending to its last accept;
+3. once the burst is sent and mx2 has finished its delivery attempts,
    the primary comes back (``docker start`` / ``docker network connect``); a
    watcher inside mx2 notes when mx1's port 25 answers again and when mx2's
    queue is empty (no ``-H`` file in its spool: what ``exim4 -bpc`` counts);
