@@ -148,7 +148,8 @@ def remove():
     subprocess.run(["docker", "volume", "rm", "-f", *names], capture_output=True, check=False)
 
 
-def cgroup_usage_ns(name):
+def cpu_counter_path(name):
+    """The file holding the CPU time of container ``name``'s cgroup."""
     cid = run("docker", "inspect", "-f", "{{.Id}}", name).strip()
     for path in (
         f"/sys/fs/cgroup/cpuacct/docker/{cid}/cpuacct.usage",
@@ -157,13 +158,22 @@ def cgroup_usage_ns(name):
         f"/sys/fs/cgroup/docker/{cid}/cpu.stat",
     ):
         if os.path.exists(path):
-            with open(path) as f:
-                text = f.read()
-            if path.endswith("cpu.stat"):  # cgroup v2: usage_usec
-                usage = dict(line.split() for line in text.splitlines())
-                return int(usage["usage_usec"]) * 1000
-            return int(text)
+            return path
     raise RuntimeError(f"no CPU accounting file found for container {name}")
+
+
+def read_cpu_ns(path):
+    """CPU nanoseconds in a file of cpu_counter_path (cgroup v1 or v2)."""
+    with open(path) as f:
+        text = f.read()
+    if path.endswith("cpu.stat"):  # cgroup v2: usage_usec
+        usage = dict(line.split() for line in text.splitlines())
+        return int(usage["usage_usec"]) * 1000
+    return int(text)
+
+
+def cgroup_usage_ns(name):
+    return read_cpu_ns(cpu_counter_path(name))
 
 
 def fuse_cpu_s():
