@@ -59,18 +59,19 @@ def main(argv=None):
         print(f"cpu_split: {exc}", file=sys.stderr)
         return 1
     try:
-        while time.monotonic() - start[0] < opts.seconds:
-            time.sleep(opts.every)
-            now = sample(paths)
-            if now[0] - first[0] >= opts.window:
-                print(json.dumps(window_line(first, now)), flush=True)
-                first = now
-    except KeyboardInterrupt:
-        pass
+        try:
+            while time.monotonic() - start[0] < opts.seconds:
+                time.sleep(opts.every)
+                now = sample(paths)
+                if now[0] - first[0] >= opts.window:
+                    print(json.dumps(window_line(first, now)), flush=True)
+                    first = now
+        except KeyboardInterrupt:
+            pass
+        now = sample(paths)
     except OSError as exc:  # a container stopped: its cgroup is gone
         print(f"cpu_split: {exc}", file=sys.stderr)
         return 1
-    now = sample(paths)
     if now[0] - first[0] >= opts.every:
         print(json.dumps(window_line(first, now)), flush=True)
     return 0
