@@ -4,7 +4,8 @@
 current must be a relative symlink to generations/<id>, the id must match
 MANIFEST.json, every file the manifest lists must be there, and the files
 stored as pushed (rcpt, punt) must have the manifest's sha256 and size. With
---clean, no .incoming-* directory may be left.
+--clean, no .incoming-* directory may be left. Also reports the generation the
+heartbeat names (null without a readable heartbeat).
 """
 
 import hashlib
@@ -37,7 +38,12 @@ def main():
     incoming = sorted(n for n in os.listdir(base) if n.startswith(".incoming-"))
     if "--clean" in sys.argv and incoming:
         problems.append(f"left over: {' '.join(incoming)}")
-    print(json.dumps({"current": link, "incoming": incoming, "problems": problems}))
+    try:
+        with open(os.path.join(base, "heartbeat"), encoding="utf-8") as handle:
+            heartbeat = json.load(handle).get("generation")
+    except (OSError, ValueError):
+        heartbeat = None
+    print(json.dumps({"current": link, "incoming": incoming, "heartbeat": heartbeat, "problems": problems}))
     return 1 if problems else 0
 
 
