@@ -55,7 +55,7 @@ echo "make lab took $(( $(date +%s) - start )) s"
 before=$(containers)
 check "three lab containers run" test "$(echo "$before" | grep -c .)" = 3
 mapfile -t lab_volumes < <(volumes)
-check "each lab container keeps /var, /home and /com on volumes" test "${#lab_volumes[@]}" = 9
+check "each lab container keeps /usr, /etc, /var, /home and /com on volumes" test "${#lab_volumes[@]}" = 15
 check "a second make lab succeeds ($logdir/second.log)" run_lab "$logdir/second.log"
 check "the second make lab changed nothing (every recap changed=0)" all_recaps_unchanged "$logdir/second.log"
 check "the second make lab recreated and restarted no container" test "$before" = "$(containers)"
