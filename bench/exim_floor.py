@@ -15,7 +15,10 @@ ACL but accept, no TLS, no DNS, no retry rules to consult, one router):
    recipient each), outside the measurement;
 2. ``--runners`` queue runners (``exim4 -qff``) on tx deliver them to rx over
    SMTP (connections reused, as exim does: ``-MC``); rx delivers each message
-   at once (``smtp_accept_queue_per_connection = 0``) into a Maildir;
+   at once (``smtp_accept_queue_per_connection = 0``) into a Maildir, as
+   exim's user (``--rx-as-user``: as a user of its own, as a primary delivers
+   into its users' mailboxes, for which exim executes itself again to regain
+   root);
 3. measured from the start of the runners until tx's queue is empty and rx's
    Maildir holds every message: the wall time and the CPU time of each
    container (its cgroup's ``cpuacct.usage``) and of the host's
@@ -27,10 +30,13 @@ ACL but accept, no TLS, no DNS, no retry rules to consult, one router):
 Each variant runs with the spools, exim's log and the Maildir on the container's
 root file system (the storage driver's overlay), on Docker volumes (the host's
 file system, as a mail host's data would be) and on a tmpfs (no storage cost at
-all). One JSON line per variant goes to stdout (keys: storage, flavour, runners,
-messages, wall_s, msgs_per_s, tx_cpu_ms, rx_cpu_ms, fuse_cpu_ms, total_cpu_ms:
-CPU milliseconds per message), progress to stderr, ``--repeat`` runs per
-variant (the line gives the medians). The containers, their volumes and their
+all); ``rootfs`` puts ``/usr``, ``/etc`` and ``/var`` on Docker volumes, so
+exim's program, libraries and configuration are read off the host's file
+system too (no storage-driver layer at all). One JSON line per variant goes
+to stdout (keys: storage, flavour, rx_as_user, runners, messages, wall_s,
+msgs_per_s, tx_cpu_ms, rx_cpu_ms, fuse_cpu_ms, total_cpu_ms: CPU milliseconds
+per message), progress to stderr, ``--repeat`` runs per variant (the line
+gives the medians). The containers, their volumes and their
 network are removed at the end.
 
     python bench/exim_floor.py                       # 1,000 messages, 1 and 3 runners, overlay, tmpfs, volume
@@ -87,8 +93,8 @@ maildir:
   directory = /var/spool/floor/Maildir
   maildir_format
   create_directory
-  user = Debian-exim
-  group = Debian-exim
+  user = RX_USER
+  group = RX_USER
   mode = 0600
 """
 )
@@ -135,6 +141,10 @@ def dexec(name, script, stdin=None, check=True):
 
 # Where the mail data lives (the spool, exim's log, the Maildir) per storage variant.
 DATA_DIRS = ("/var/spool/exim4", "/var/log/exim4", "/var/spool/floor")
+
+
+# Everything exim reads or writes, programs and libraries included, for the rootfs variant.
+ROOTFS_DIRS = ("/usr", "/etc", "/var")
 
 
 def volume_name(container, path):
@@ -193,18 +203,24 @@ def fuse_cpu_s():
     return total / CLK_TCK
 
 
-def start(storage, flavour):
+def start(storage, flavour, rx_user):
     remove()
     run("docker", "network", "create", "--subnet", SUBNET, NETWORK)
     for name, ip in ((TX, TX_IP), (RX, RX_IP)):
-        args = ["docker", "run", "-d", "--init", "--name", name, "--hostname", name]
+        args = ["docker", "run", "-d", "--name", name, "--hostname", name]
         args += ["--network", NETWORK, "--ip", ip]
+        # docker's --init lives at /sbin/docker-init, inside /usr on merged-/usr Debian, which the
+        # rootfs variant mounts over: a perl loop (perl-base is essential) reaps orphans instead.
+        reaper = ["perl", "-e", "while (1) { sleep 1 if wait == -1 }"]
         if storage == "tmpfs":
             args += ["--tmpfs", "/var/spool/exim4:mode=0750", "--tmpfs", "/var/spool/floor"]
         elif storage == "volume":
             for path in DATA_DIRS:
                 args += ["--mount", f"type=volume,source={volume_name(name, path)},target={path}"]
-        run(*args, IMAGE, "sleep", "infinity")
+        elif storage == "rootfs":
+            for path in ROOTFS_DIRS:
+                args += ["--mount", f"type=volume,target={path}"]
+        run(*args, IMAGE, *reaper)
     for name in (TX, RX):
         log(f"{name}: installing Debian's exim4-daemon-{flavour}")
         dexec(
@@ -215,7 +231,9 @@ def start(storage, flavour):
             "&& chown Debian-exim:adm /var/log/exim4",
         )
     dexec(TX, "cat > /etc/exim4/exim4.conf", stdin=TX_CONFIG)
-    dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG)
+    if rx_user != "Debian-exim":
+        dexec(RX, f"useradd --system --user-group {rx_user} && chown {rx_user}:{rx_user} /var/spool/floor")
+    dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG.replace("RX_USER", rx_user))
     dexec(RX, "pkill -x exim4; exim4 -bd -oX 25", check=False)
     for _attempt in range(50):
         if dexec(RX, "ss -Hltn 'sport = :25'", check=False).strip():
@@ -304,7 +322,8 @@ def main():
         "--storage",
         default="overlay,tmpfs,volume",
         help="comma-separated: overlay (the container's root file system), tmpfs, volume (Docker volumes "
-        "for the spool, exim's log and the Maildir); default all three",
+        "for the spool, exim's log and the Maildir), rootfs (Docker volumes for /usr, /etc and /var); "
+        "default overlay,tmpfs,volume",
     )
     parser.add_argument(
         "--flavour",
@@ -312,15 +331,21 @@ def main():
         choices=("heavy", "light"),
         help="Debian's exim4-daemon-FLAVOUR (default heavy)",
     )
+    parser.add_argument(
+        "--rx-as-user",
+        action="store_true",
+        help="rx delivers as a user of its own (floor), as a primary delivers into its users' mailboxes: "
+        "exim must regain root for that, so it executes itself again for every received message",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
     runner_counts = [int(r) for r in args.runners.split(",")]
     try:
         for storage in args.storage.split(","):
-            if storage not in ("overlay", "tmpfs", "volume"):
+            if storage not in ("overlay", "tmpfs", "volume", "rootfs"):
                 parser.error(f"unknown storage {storage!r}")
-            start(storage, args.flavour)
+            start(storage, args.flavour, "floor" if args.rx_as_user else "Debian-exim")
             offset = 0
             for runners in runner_counts:
                 runs = []
@@ -337,6 +362,7 @@ def main():
                 line = {
                     "storage": storage,
                     "flavour": args.flavour,
+                    "rx_as_user": args.rx_as_user,
                     "runners": runners,
                     "messages": args.messages,
                     "wall_s": round(med["wall_s"], 2),
