@@ -4,7 +4,9 @@
 
 For each mode (smart, precompute, relay) the lab is deployed in that mode
 (``ansible-playbook -i lab/inventory.yml lab/prepare.yml site.yml -e ...``,
-skipped when the secondary already runs it), then one outage is run:
+skipped when the secondary already runs it; ``--set VAR=VALUE`` adds an extra
+variable to every deploy of the run and deploys the first mode in any case),
+then one outage is run:
 
 1. the primary goes away (``docker stop smartmx-lab-mx1``, or with
    ``--outage network`` ``docker network disconnect``);
@@ -33,7 +35,8 @@ sender_fallback_s, drain_s, accept_rate_msgs_s, lost, duplicated,
 backscatter); progress goes to stderr; the details of the run (load average,
 the outage kind, queue counts, the timeline) go to
 bench/results/failover-<time>.json. At the end the lab is deployed in smart
-mode again (as ``make lab`` leaves it) when another mode ran.
+mode again (as ``make lab`` leaves it) when another mode ran or ``--set`` was
+given.
 
 Exit status: 0 when every mode was measured; 1 when a step failed or timed out.
 """
@@ -338,7 +341,7 @@ def check_mode(mode):
     return f"mode {mode}, exim {version}"
 
 
-def deploy(mode, results_dir, stamp):
+def deploy(mode, results_dir, stamp, extra_vars=()):
     log = os.path.join(results_dir, f"failover-{stamp}-deploy-{mode}.log")
     env = dict(
         os.environ,
@@ -347,6 +350,7 @@ def deploy(mode, results_dir, stamp):
         ANSIBLE_CONFIG=f"{REPO}/ansible.cfg",
     )
     args = ["ansible-playbook", "-i", "lab/inventory.yml", "lab/prepare.yml", "site.yml", *MODE_VARS[mode]]
+    args += [arg for var in extra_vars for arg in ("-e", var)]
     say(f"deploy {mode}: {' '.join(args)} (log {os.path.relpath(log, REPO)})")
     start = time.monotonic()
     with open(log, "w", encoding="utf-8") as handle:
@@ -767,18 +771,29 @@ def main(argv=None):
     parser.add_argument("--timeout", type=float, default=300, help="limit of every wait, in seconds")
     parser.add_argument("--redeploy", action="store_true", help="deploy the first mode even if mx2 runs it")
     parser.add_argument("--no-restore", action="store_true", help="leave the lab in the last mode")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="VAR=VALUE",
+        help="an extra variable for every deploy of the run (ansible-playbook -e VAR=VALUE; repeatable), "
+        "e.g. mx_secondary_etrn_runners=1; the first mode is deployed in any case",
+    )
     opts = parser.parse_args(argv)
     modes = [m.strip() for m in opts.modes.split(",") if m.strip()]
     if not modes or any(m not in ALL_MODES for m in modes):
         parser.error(f"--modes takes some of {','.join(ALL_MODES)}")
     if opts.forwards < 1 or opts.punts < 0 or opts.unknowns < 0 or opts.senders < 1:
         parser.error("--forwards and --senders must be >= 1, --punts and --unknowns >= 0")
+    for var in opts.set:
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=.*", var):
+            parser.error(f"--set takes VAR=VALUE, not {var!r}")
 
     stamp = dt.datetime.now(dt.UTC).strftime("%Y%m%d-%H%M%S")
     results_dir = os.path.join(REPO, "bench", "results")
     os.makedirs(results_dir, exist_ok=True)
     report = {"command": " ".join(["bench/failover.py", *(argv if argv is not None else sys.argv[1:])])}
-    report.update({"started": stamp, "load_start": uptime(), "runs": [], "deploys": {}})
+    report.update({"started": stamp, "load_start": uptime(), "set": opts.set, "runs": [], "deploys": {}})
     failed = False
     lines = []
     try:
@@ -787,8 +802,8 @@ def main(argv=None):
             if sh(name, "date +%z").strip() != "+0000":
                 raise BenchError(f"{name} does not run in UTC")
         for n, mode in enumerate(modes):
-            if (opts.redeploy and n == 0) or not deployed(mode):
-                report["deploys"][mode] = deploy(mode, results_dir, stamp)
+            if ((opts.redeploy or opts.set) and n == 0) or not deployed(mode):
+                report["deploys"][mode] = deploy(mode, results_dir, stamp, opts.set)
             else:
                 say(f"{mode}: mx2 already runs it ({check_mode(mode)})")
             try:
@@ -808,7 +823,7 @@ def main(argv=None):
     finally:
         try:
             restore_primary()
-            if not opts.no_restore and not deployed("smart"):
+            if not opts.no_restore and (opts.set or not deployed("smart")):
                 report["deploys"]["smart (restore)"] = deploy("smart", results_dir, stamp)
         except (BenchError, subprocess.TimeoutExpired) as exc:
             say(f"restoring smart mode FAILED: {exc}")
