@@ -27,13 +27,22 @@ ACL but accept, no TLS, no DNS, no retry rules to consult, one router):
    Maildir through ``/proc/<pid>/root``, so no process runs in the containers
    for it.
 
+Two variants take exim's per-message executions away, to see what they cost:
+``--tx-one-per-connection`` sets ``connection_max_messages = 1`` on tx's
+transport (a new connection for every message instead of executing exim with
+``-MC`` to pass the connection on), and ``--rx-queue-runners N`` makes rx queue
+every message (``queue_only``) and runs N loops of ``exim4 -q`` (as root, so a
+delivery is a fork, not an execution of exim to regain root). The second is not
+what a primary should do: its deliveries wait for a queue run.
+
 Each variant runs with the spools, exim's log and the Maildir on the container's
 root file system (the storage driver's overlay), on Docker volumes (the host's
 file system, as a mail host's data would be) and on a tmpfs (no storage cost at
 all); ``rootfs`` puts ``/usr``, ``/etc`` and ``/var`` on Docker volumes, so
 exim's program, libraries and configuration are read off the host's file
 system too (no storage-driver layer at all). One JSON line per variant goes
-to stdout (keys: storage, flavour, rx_as_user, runners, messages, wall_s,
+to stdout (keys: storage, flavour, rx_as_user, tx_one_per_connection,
+rx_queue_runners, runners, messages, wall_s,
 msgs_per_s, tx_cpu_ms, rx_cpu_ms, fuse_cpu_ms, total_cpu_ms: CPU milliseconds
 per message), progress to stderr, ``--repeat`` runs per variant (the line
 gives the medians). The containers, their volumes and their
@@ -77,6 +86,7 @@ acl_smtp_rcpt = acl_rcpt
 smtp_accept_queue_per_connection = 0
 smtp_accept_max = 100
 recipients_max = 0
+RX_QUEUE_ONLY
 
 begin acl
 acl_rcpt:
@@ -117,6 +127,7 @@ to_rx:
   driver = smtp
   hosts_try_fastopen = :
   hosts_avoid_tls = *
+TX_CONNECTION_MAX
 
 begin retry
 * * F,1h,1m
@@ -203,7 +214,7 @@ def fuse_cpu_s():
     return total / CLK_TCK
 
 
-def start(storage, flavour, rx_user):
+def start(storage, flavour, rx_user, tx_one_per_connection, rx_queue_only):
     remove()
     run("docker", "network", "create", "--subnet", SUBNET, NETWORK)
     for name, ip in ((TX, TX_IP), (RX, RX_IP)):
@@ -230,10 +241,14 @@ def start(storage, flavour, rx_user):
             "&& chown Debian-exim:Debian-exim /var/spool/floor /var/spool/exim4 "
             "&& chown Debian-exim:adm /var/log/exim4",
         )
-    dexec(TX, "cat > /etc/exim4/exim4.conf", stdin=TX_CONFIG)
+    one_per_connection = "  connection_max_messages = 1" if tx_one_per_connection else ""
+    tx_config = TX_CONFIG.replace("TX_CONNECTION_MAX", one_per_connection)
+    dexec(TX, "cat > /etc/exim4/exim4.conf", stdin=tx_config)
     if rx_user != "Debian-exim":
         dexec(RX, f"useradd --system --user-group {rx_user} && chown {rx_user}:{rx_user} /var/spool/floor")
-    dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=RX_CONFIG.replace("RX_USER", rx_user))
+    rx_config = RX_CONFIG.replace("RX_USER", rx_user)
+    rx_config = rx_config.replace("RX_QUEUE_ONLY", "queue_only" if rx_queue_only else "")
+    dexec(RX, "cat > /etc/exim4/exim4.conf", stdin=rx_config)
     dexec(RX, "pkill -x exim4; exim4 -bd -oX 25", check=False)
     for _attempt in range(50):
         if dexec(RX, "ss -Hltn 'sport = :25'", check=False).strip():
@@ -283,7 +298,11 @@ def queued(tx_root):
     return count(f"{tx_root}/var/spool/exim4/input", "-H")
 
 
-def one_run(messages, runners, offset, timeout):
+# One of --rx-queue-runners: queue runs one after another until the flag file appears.
+RX_RUNNER_LOOP = "while [ ! -e /run/floor-stop ]; do exim4 -q; sleep 0.1; done"
+
+
+def one_run(messages, runners, rx_runners, offset, timeout):
     dexec(TX, "exim4 -bS -odq", stdin=batch(messages, offset))
     tx_root, rx_root = root_of(TX), root_of(RX)
     if int(dexec(TX, "exim4 -bpc").strip()) != messages:
@@ -294,6 +313,8 @@ def one_run(messages, runners, offset, timeout):
     t0 = time.monotonic()
     for _runner in range(runners):
         run("docker", "exec", "-d", TX, "exim4", "-qff")
+    for _runner in range(rx_runners):
+        run("docker", "exec", "-d", RX, "sh", "-c", RX_RUNNER_LOOP)
     while True:
         left, got = queued(tx_root), delivered(rx_root) - before
         if left == 0 and got >= messages:
@@ -304,6 +325,9 @@ def one_run(messages, runners, offset, timeout):
     wall = time.monotonic() - t0
     cpu = {name: (cgroup_usage_ns(name) - cpu0[name]) / 1e9 for name in (TX, RX)}
     fuse = fuse_cpu_s() - fuse0
+    if rx_runners:
+        dexec(RX, "touch /run/floor-stop; while pgrep -f 'exim4 -q$' >/dev/null; do sleep 0.1; done")
+        dexec(RX, "rm /run/floor-stop")
     if int(dexec(TX, "exim4 -bpc").strip()) != 0 or got != messages:
         raise RuntimeError(f"rx has {got} new messages, expected {messages}")
     return {
@@ -337,6 +361,20 @@ def main():
         help="rx delivers as a user of its own (floor), as a primary delivers into its users' mailboxes: "
         "exim must regain root for that, so it executes itself again for every received message",
     )
+    parser.add_argument(
+        "--tx-one-per-connection",
+        action="store_true",
+        help="tx's transport carries one message per connection (connection_max_messages = 1): no execution "
+        "of exim with -MC per message, a new connection instead",
+    )
+    parser.add_argument(
+        "--rx-queue-runners",
+        type=int,
+        default=0,
+        metavar="N",
+        help="rx queues every message and N loops of 'exim4 -q' deliver them (forks as root, no execution of "
+        "exim per message); 0 (the default): rx delivers each message at once",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600)
     args = parser.parse_args()
@@ -345,12 +383,13 @@ def main():
         for storage in args.storage.split(","):
             if storage not in ("overlay", "tmpfs", "volume", "rootfs"):
                 parser.error(f"unknown storage {storage!r}")
-            start(storage, args.flavour, "floor" if args.rx_as_user else "Debian-exim")
+            rx_user = "floor" if args.rx_as_user else "Debian-exim"
+            start(storage, args.flavour, rx_user, args.tx_one_per_connection, args.rx_queue_runners > 0)
             offset = 0
             for runners in runner_counts:
                 runs = []
                 for k in range(args.repeat):
-                    result = one_run(args.messages, runners, offset, args.timeout)
+                    result = one_run(args.messages, runners, args.rx_queue_runners, offset, args.timeout)
                     offset += args.messages
                     log(
                         f"{storage}, {runners} runner(s), run {k + 1}: {result['wall_s']:.1f} s, CPU ms/msg "
@@ -363,6 +402,8 @@ def main():
                     "storage": storage,
                     "flavour": args.flavour,
                     "rx_as_user": args.rx_as_user,
+                    "tx_one_per_connection": args.tx_one_per_connection,
+                    "rx_queue_runners": args.rx_queue_runners,
                     "runners": runners,
                     "messages": args.messages,
                     "wall_s": round(med["wall_s"], 2),
