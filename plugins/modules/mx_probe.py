@@ -201,7 +201,7 @@ exim:
     installed_version: 4.96-15+deb12u10+smartmx1
     base_version: 4.96-15+deb12u10
     local_build: true
-    held: [exim4-base, exim4-config, exim4-daemon-heavy]
+    held: [exim4-base, exim4-config, exim4-daemon-light]
     apt_newest: 4.96-15+deb12u11
 config:
   description: The exim configuration and the daemons.

@@ -276,10 +276,10 @@ def test_stock_exim_installed():
         MX2,
         "set -e; v=$(dpkg-query -W -f '${Version}' exim4-base); v=${v%+smartmx1};"
         " printf '#!/bin/sh\\nexit 101\\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d;"
-        " apt-mark unhold exim4-base exim4-config exim4-daemon-heavy >/dev/null;"
+        " apt-mark unhold exim4-base exim4-config exim4-daemon-light >/dev/null;"
         " DEBIAN_FRONTEND=noninteractive apt-get install -y -q --allow-downgrades"
         " -o Dpkg::Options::=--force-confold"
-        ' "exim4-base=$v" "exim4-config=$v" "exim4-daemon-heavy=$v" >/dev/null;'
+        ' "exim4-base=$v" "exim4-config=$v" "exim4-daemon-light=$v" >/dev/null;'
         " rm -f /usr/sbin/policy-rc.d",
     )
     rc, report, output = drift_check("stock exim")
