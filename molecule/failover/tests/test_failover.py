@@ -108,6 +108,13 @@ def test_the_secondary_has_no_local_transport():
     assert "transport_pfr" in options and "transport = to_primary" in options
 
 
+def test_the_secondary_starts_one_periodic_queue_runner_at_a_time():
+    # While the primary is down each periodic run goes through every held message;
+    # bench/held_queue.py measures what overlapping runs cost.
+    out = lm.host(lm.MX2).run("exim4 -bP queue_run_max").stdout.strip()
+    assert out == "queue_run_max = 1", out
+
+
 def test_each_mx_runs_one_daemon():
     for name in (lm.MX1, lm.MX2):
         assert lm.one_daemon(name), name
