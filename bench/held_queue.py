@@ -17,7 +17,8 @@ smart mode:
    -e mx_secondary_queue_run_max=N``) while the primary is up;
 2. stop the primary (``docker stop smartmx-lab-mx1``) and send ``--held``
    messages for a mailbox user (punts, held on mx2) from outside straight to
-   mx2 (Python's smtplib, 4 connections, up to 1,000 messages each);
+   mx2 (the SMTP client of ``failover.py``: smtplib with STARTTLS, one connection
+   per 1,000 messages, all at once);
 3. for ``--seconds``, every ``--every`` seconds, count the queue runners of
    mx2's daemon (its child processes: nothing else connects meanwhile), and
    take mx2's CPU time (its cgroup) and the host's fuse-overlayfs CPU time;
@@ -36,6 +37,7 @@ import argparse
 import datetime as dt
 import json
 import os
+import shlex
 import statistics
 import sys
 import time
@@ -47,14 +49,19 @@ from exim_floor import cpu_counter_path, fuse_cpu_s, read_cpu_ns
 from failover import (
     MX1,
     MX2,
+    MX2_IP,
     OUTSIDE,
     REPO,
+    SEND,
+    SENDER,
     BenchError,
     deploy,
     ensure_lab,
-    py,
+    log_size,
     queue_count,
+    read_log,
     restore_primary,
+    rfc822,
     run,
     say,
     sh,
@@ -64,48 +71,14 @@ from failover import (
 
 DEFAULT_RUN_MAX = 1
 
-# Run on outside: send argv[2] messages for argv[3]@gnu.test to mx2 over 4 connections.
-SEND = r"""
-import smtplib, sys, threading
-run_id, total, user = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-errors = []
-
-def work(first, count):
-    try:
-        with smtplib.SMTP("mx2.gnu.test", 25, local_hostname="outside.offsite.test", timeout=120) as smtp:
-            for n in range(first, first + count):
-                body = f"Subject: held {n}\nMessage-ID: <{run_id}.{n}@bench.offsite.test>\n\nheld {n}\n"
-                smtp.sendmail("bench@offsite.test", [f"{user}@gnu.test"], body)
-    except Exception as exc:
-        errors.append(repr(exc))
-
-jobs, first = [], 0
-while first < total:
-    count = min(1000, total - first)
-    jobs.append((first, count))
-    first += count
-for i in range(0, len(jobs), 4):
-    threads = [threading.Thread(target=work, args=job) for job in jobs[i:i + 4]]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-print("errors", len(errors), errors[:3])
-"""
-
 
 def daemon_children():
     out = sh(MX2, 'pgrep -c -P "$(cat /run/exim4/exim.pid)" || true')
     return int(out.strip() or 0)
 
 
-def runs_started(since_bytes):
-    out = sh(MX2, f"tail -c +{since_bytes + 1} /var/log/exim4/mainlog | grep -c 'Start queue run' || true")
-    return int(out.strip() or 0)
-
-
-def log_size():
-    return int(sh(MX2, "stat -c %s /var/log/exim4/mainlog").strip())
+def runs_started(offset):
+    return read_log(MX2, offset).count(" Start queue run: ")
 
 
 def remove_held():
@@ -134,13 +107,26 @@ def measure(value, opts, stamp, results_dir):
         before = queue_count(MX2)
         say(f"queue_run_max {value}: primary stopped; sending {opts.held} messages for {opts.user}")
         t0 = time.monotonic()
-        out = py(OUTSIDE, SEND, run_id, str(opts.held), opts.user, timeout=3600)
-        if not out.startswith("errors 0"):
-            raise BenchError(f"sending failed: {out.strip()}")
+        # failover.py's SMTP client; exim takes at most 1,000 messages per connection.
+        rcpt = f"{opts.user}@gnu.test"
+        spec = {
+            "host": MX2_IP,
+            "helo": "outside.offsite.test",
+            "sender": SENDER,
+            "connections": -(-opts.held // 1000),
+            "jobs": [
+                [rcpt, rfc822(f"{run_id}.{n}@bench.offsite.test", rcpt, run_id, n)] for n in range(opts.held)
+            ],
+        }
+        sent = json.loads(
+            sh(OUTSIDE, f"python3 -c {shlex.quote(SEND)}", input_text=json.dumps(spec), timeout=3600)
+        )
+        if sent["errors"] or sent["refused"]:
+            raise BenchError(f"sending failed: {sent['errors'][:3]} {list(sent['refused'].items())[:3]}")
         wait_for(f"{opts.held} messages held on mx2", lambda: queue_count(MX2) >= before + opts.held, 600, 2)
         say(f"queue_run_max {value}: {queue_count(MX2)} held after {time.monotonic() - t0:.0f} s; sampling")
         cpu_path = cpu_counter_path(MX2)
-        offset = log_size()
+        offset = log_size(MX2)
         c0, f0, t_start = read_cpu_ns(cpu_path), fuse_cpu_s(), time.monotonic()
         samples = []
         while time.monotonic() - t_start < opts.seconds:
